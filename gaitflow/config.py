@@ -1,0 +1,182 @@
+"""Validated parameters: params.yaml plus command-line overrides.
+
+params.yaml is the single home of every parameter. It is checked against a
+JSON Schema (2020-12, the dialect Snakemake validates with) so an unknown key,
+a wrong type or an out-of-range value stops the run with one line naming the
+key path, the value and what is expected. Overrides (``--set a.b=c``) are
+applied before validation, so they pass the same checks.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from gaitflow.errors import GaitflowError
+
+SCHEMA_RESOURCE = "schemas/params.schema.yaml"
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict:
+    """The params schema shipped with the package."""
+    text = resources.files("gaitflow").joinpath(SCHEMA_RESOURCE).read_text()
+    return yaml.safe_load(text)
+
+
+def load_params(path: str | Path = "params.yaml", overrides: Iterable[str] = ()) -> dict:
+    """Read, override and validate a params file; raise GaitflowError on any problem."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise GaitflowError(f"{path}: file not found; expected a params file (see params.yaml in the repository)") from None
+    except OSError as exc:
+        raise GaitflowError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        params = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise GaitflowError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(params, dict):
+        raise GaitflowError(f"{path}: expected a mapping of sections at the top level, got {type(params).__name__}")
+    params = apply_overrides(params, overrides)
+    validate(params, source=str(path))
+    return params
+
+
+def apply_overrides(params: dict, overrides: Iterable[str]) -> dict:
+    """Return a copy of params with each ``a.b.c=value`` applied (value parsed as YAML)."""
+    params = copy.deepcopy(params)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise GaitflowError(f"--set {item!r}: expected KEY.PATH=VALUE, for example preprocess.img_size=32")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            value = raw
+        node = params
+        parts = key.strip().split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parts[: i + 1])
+                raise GaitflowError(f"--set {item!r}: {where} is a {type(child).__name__}, not a section")
+            node = child
+        node[parts[-1]] = value
+    return params
+
+
+def validate(params: dict, source: str = "params.yaml") -> None:
+    """Check params against the schema and the cross-references the schema cannot express."""
+    from jsonschema import Draft202012Validator  # imported here: planning a DAG must stay light
+
+    validator = Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(params), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        raise GaitflowError(f"{source}: {describe(errors[0])}")
+    _check_references(params, source)
+
+
+def _key_path(parts: Iterable[Any]) -> str:
+    return ".".join(str(p) for p in parts) or "(top level)"
+
+
+def describe(error) -> str:
+    """One line for a jsonschema error: key path, offending value, what is expected."""
+    path = _key_path(error.absolute_path)
+    kind = error.validator
+    if kind == "additionalProperties":
+        allowed = sorted((error.schema.get("properties") or {}).keys())
+        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        prefix = f"{path}." if error.absolute_path else ""
+        keys = ", ".join(f"{prefix}{k}" for k in extra) or path
+        expected = f"expected one of: {', '.join(allowed)}" if allowed else "no further keys are allowed here"
+        return f"{keys}: unknown key; {expected}"
+    if kind == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        prefix = f"{path}." if error.absolute_path else ""
+        return f"{prefix}{missing[0]}: missing; this key is required"
+    value = _short(error.instance)
+    expectations = {
+        "type": lambda v: f"expected {' or '.join(v) if isinstance(v, list) else v}",
+        "enum": lambda v: f"expected one of: {', '.join(map(str, v))}",
+        "minimum": lambda v: f"expected a value >= {v}",
+        "maximum": lambda v: f"expected a value <= {v}",
+        "exclusiveMinimum": lambda v: f"expected a value > {v}",
+        "exclusiveMaximum": lambda v: f"expected a value < {v}",
+        "minItems": lambda v: f"expected at least {v} item(s)",
+        "minProperties": lambda v: f"expected at least {v} entr{'y' if v == 1 else 'ies'}",
+        "uniqueItems": lambda v: "expected no repeated items",
+        "minLength": lambda v: "expected a non-empty string",
+        "pattern": lambda v: f"expected a name matching {v}",
+    }
+    if kind == "propertyNames":
+        return f"{path}: key {value} is not allowed; expected lowercase letters, digits, '-' and '_'"
+    explain = expectations.get(kind)
+    expected = explain(error.validator_value) if explain else error.message
+    return f"{path} = {value}: {expected}"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_references(params: dict, source: str) -> None:
+    datasets = params["datasets"]
+    if params["dataset"] not in datasets:
+        raise GaitflowError(
+            f"{source}: dataset = {params['dataset']!r}: expected one of the datasets: {', '.join(sorted(datasets))}"
+        )
+    for name, spec in datasets.items():
+        if spec["protocol"] in ("casia-b", "ou-mvlp") and spec["protocol"] not in params["protocols"]:
+            raise GaitflowError(
+                f"{source}: datasets.{name}.protocol = {spec['protocol']!r}: no protocols.{spec['protocol']} section defines it"
+            )
+        synth = spec.get("synth")
+        if synth and spec["layout"] == "ou-mvlp" and set(synth["conditions"]) != {"nm"}:
+            raise GaitflowError(
+                f"{source}: datasets.{name}.synth.conditions: the ou-mvlp layout has no covariates; expected only nm"
+            )
+        if synth and spec["layout"] == "ou-mvlp" and synth["conditions"]["nm"] > 2:
+            raise GaitflowError(
+                f"{source}: datasets.{name}.synth.conditions.nm = {synth['conditions']['nm']}: "
+                "the ou-mvlp layout has sequences 00 and 01; expected a value <= 2"
+            )
+        if synth and spec["layout"] not in ("casia-b", "ou-mvlp"):
+            raise GaitflowError(
+                f"{source}: datasets.{name}.layout = {spec['layout']!r}: synthetic data is written in casia-b or ou-mvlp layout"
+            )
+
+
+def dataset_spec(params: dict, name: str | None = None) -> tuple[str, dict]:
+    """The name and entry of a dataset (the default one when name is None)."""
+    name = name or params["dataset"]
+    try:
+        return name, params["datasets"][name]
+    except KeyError:
+        raise GaitflowError(
+            f"--dataset {name!r}: not in params.yaml datasets; expected one of: {', '.join(sorted(params['datasets']))}"
+        ) from None
+
+
+def workers(n: int) -> int:
+    """Resolve a `workers` parameter: 0 means one per available core."""
+    import os
+
+    if n > 0:
+        return n
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)

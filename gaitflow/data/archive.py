@@ -1,0 +1,236 @@
+"""Frame files in folders, zip and tar archives: listed, read and written.
+
+Data-versioning tools are slow on hundreds of thousands of small PNGs, so raw
+datasets travel as one archive. Reading must not unpack it to disk and must
+stay close to the PNG decoder's speed, so members of a zip or an uncompressed
+tar are located once (name -> byte range) and then sliced out of a memory map
+by each worker. A compressed tar cannot be read at random; it is streamed.
+
+Writers are atomic: they write ``<target>.tmp-<pid>`` and rename it into place
+when closed, so an interrupted run never leaves an archive that looks complete.
+"""
+
+from __future__ import annotations
+
+import io
+import mmap
+import os
+import shutil
+import struct
+import tarfile
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from gaitflow.errors import GaitflowError
+
+# A member's location: (path inside the source, locator). The locator is what a
+# worker needs to read the bytes without re-listing the source.
+#   folder: absolute file path
+#   zip:    (header_offset, compress_size, compress_type)
+#   tar:    (data_offset, size)
+Member = tuple[str, object]
+
+_ZIP_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
+
+
+def source_kind(path: Path) -> str:
+    """folder, zip, tar (uncompressed) or tar-stream (compressed tar)."""
+    if path.is_dir():
+        return "folder"
+    if not path.exists():
+        raise GaitflowError(f"{path}: not found; expected a folder or a .zip/.tar/.tar.gz archive of silhouette PNGs")
+    if zipfile.is_zipfile(path):
+        return "zip"
+    try:
+        with tarfile.open(path, "r:") as _:
+            return "tar"
+    except tarfile.ReadError:
+        pass
+    try:
+        with tarfile.open(path, "r:*") as _:
+            return "tar-stream"
+    except (tarfile.ReadError, EOFError, OSError, zlib.error):
+        raise GaitflowError(f"{path}: not a readable folder, zip or tar archive") from None
+
+
+def list_members(path: Path, kind: str, suffix: str) -> list[Member]:
+    """Every file ending in `suffix` with its locator, in a stable (sorted) order."""
+    members: list[Member] = []
+    if kind == "folder":
+        root = path.resolve()
+        for dirpath, _, files in os.walk(root):
+            for f in files:
+                if f.lower().endswith(suffix):
+                    full = os.path.join(dirpath, f)
+                    members.append((os.path.relpath(full, root).replace(os.sep, "/"), full))
+    elif kind == "zip":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                for info in zf.infolist():
+                    if not info.is_dir() and info.filename.lower().endswith(suffix):
+                        members.append((info.filename, (info.header_offset, info.compress_size, info.compress_type)))
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise GaitflowError(f"{path}: cannot list the zip archive ({exc})") from None
+    elif kind == "tar":
+        try:
+            with tarfile.open(path, "r:") as tf:
+                for info in tf:
+                    if info.isfile() and info.name.lower().endswith(suffix):
+                        members.append((info.name, (info.offset_data, info.size)))
+        except (tarfile.TarError, OSError) as exc:
+            raise GaitflowError(f"{path}: cannot list the tar archive ({exc})") from None
+    else:
+        raise ValueError(kind)
+    members.sort(key=lambda m: m[0])
+    return members
+
+
+class RandomAccessReader:
+    """Reads members of a folder, zip or uncompressed tar by locator (one per worker process)."""
+
+    def __init__(self, path: Path, kind: str):
+        self.kind = kind
+        self.path = Path(path)
+        self._file = None
+        self._map = None
+        if kind in ("zip", "tar"):
+            self._file = open(self.path, "rb")
+            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+
+    def read(self, locator) -> bytes | memoryview:
+        """The member's bytes; raises OSError or ValueError when they cannot be had."""
+        if self.kind == "folder":
+            with open(locator, "rb") as f:
+                return f.read()
+        mm = self._map
+        if self.kind == "tar":
+            start, size = locator
+            if start + size > len(mm):
+                raise ValueError("member runs past the end of the archive")
+            return memoryview(mm)[start : start + size]
+        offset, csize, ctype = locator
+        head = _ZIP_LOCAL_HEADER.unpack_from(mm, offset)
+        if head[0] != b"PK\x03\x04":
+            raise ValueError("bad zip local header")
+        start = offset + _ZIP_LOCAL_HEADER.size + head[9] + head[10]
+        if start + csize > len(mm):
+            raise ValueError("member runs past the end of the archive")
+        raw = memoryview(mm)[start : start + csize]
+        if ctype == zipfile.ZIP_STORED:
+            return raw
+        if ctype == zipfile.ZIP_DEFLATED:
+            return zlib.decompress(raw, -15)
+        raise ValueError(f"zip compression method {ctype} is not supported; store or deflate the members")
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._file.close()
+            self._map = self._file = None
+
+
+def list_stream_names(path: Path) -> list[Member]:
+    """Names of the files in a compressed tar (one decompression pass, no locators)."""
+    try:
+        with tarfile.open(path, "r:*") as tf:
+            return sorted((info.name, None) for info in tf if info.isfile())
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise GaitflowError(f"{path}: the compressed tar archive is unreadable ({exc})") from None
+
+
+def stream_tar(path: Path, suffix: str) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of each matching member of a compressed tar, in archive order."""
+    try:
+        with tarfile.open(path, "r:*") as tf:
+            for info in tf:
+                if info.isfile() and info.name.lower().endswith(suffix):
+                    f = tf.extractfile(info)
+                    yield info.name, f.read() if f else b""
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise GaitflowError(f"{path}: the compressed tar archive is unreadable ({exc})") from None
+
+
+# ---------------------------------------------------------------- writers
+
+
+@dataclass
+class ArchiveWriter:
+    """Writes files into a zip, a tar or a folder, atomically and reproducibly.
+
+    Reproducible: fixed timestamps, owners and order, so the same frames give
+    byte-identical archives. Members are stored uncompressed because PNGs are
+    already compressed and stored members are read by slicing the file.
+    """
+
+    target: Path
+    kind: str  # zip | tar | folder
+
+    def __post_init__(self):
+        self.target = Path(self.target)
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.target.with_name(f"{self.target.name}.tmp-{os.getpid()}")
+        if self.kind == "zip":
+            self._zip = zipfile.ZipFile(self.tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+        elif self.kind == "tar":
+            self._tar = tarfile.open(self.tmp, "w", format=tarfile.PAX_FORMAT)
+        elif self.kind == "folder":
+            self.tmp.mkdir(parents=True)
+        else:
+            raise GaitflowError(f"archive kind {self.kind!r}: expected zip, tar or folder")
+
+    def add(self, name: str, data: bytes) -> None:
+        if self.kind == "zip":
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            self._zip.writestr(info, data)
+        elif self.kind == "tar":
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            info.mtime = 0
+            self._tar.addfile(info, io.BytesIO(data))
+        else:
+            dest = self.tmp / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
+
+    def close(self) -> None:
+        """Finish the archive and move it into place, replacing an older one."""
+        if self.kind == "zip":
+            self._zip.close()
+        elif self.kind == "tar":
+            self._tar.close()
+        replace_path(self.tmp, self.target)
+
+    def abort(self) -> None:
+        """Drop the half-written archive."""
+        try:
+            if self.kind == "zip":
+                self._zip.close()
+            elif self.kind == "tar":
+                self._tar.close()
+        finally:
+            remove_path(self.tmp)
+
+
+def remove_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def replace_path(src: Path, dest: Path) -> None:
+    """Move src onto dest; a folder replaces a folder (the old one is removed after the move)."""
+    if src.is_dir() and dest.exists():
+        old = dest.with_name(f"{dest.name}.old-{os.getpid()}")
+        os.replace(dest, old)
+        os.replace(src, dest)
+        remove_path(old)
+    else:
+        if dest.is_dir():
+            shutil.rmtree(dest)
+        os.replace(src, dest)

@@ -1,0 +1,104 @@
+"""The packed dataset format: every frame in one memory-mapped uint8 array.
+
+``data/processed/<dataset>/`` holds
+
+- ``silhouettes.npy``: uint8 ``[frames, H, W]``, all sequences back to back;
+- ``index.csv``: one row per sequence: subject, type, view, condition, offset, count;
+- ``partition.json``: the protocol's train and test subjects (OpenGait's keys);
+- ``report.json``: what preprocessing kept and skipped, and why.
+
+One big file instead of one small file per sequence keeps data versioning fast
+and lets the reader slice any sequence without a file open.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from gaitflow.data.layouts import SequenceKey, condition_of
+
+FRAMES_FILE = "silhouettes.npy"
+INDEX_FILE = "index.csv"
+PARTITION_FILE = "partition.json"
+REPORT_FILE = "report.json"
+INDEX_COLUMNS = ("subject", "type", "view", "condition", "offset", "count")
+_HEADER_BYTES = 128
+
+
+class FrameWriter:
+    """Appends frames to an .npy file whose length is known only at the end."""
+
+    def __init__(self, path: Path, frame_shape: tuple[int, int] | None = None):
+        self.path = Path(path)
+        self.frame_shape = frame_shape
+        self.count = 0
+        self._file = open(self.path, "wb")
+        self._file.write(b"\0" * _HEADER_BYTES)
+
+    def append(self, frames: np.ndarray) -> int:
+        """Write [n, H, W] uint8 frames; returns the offset of the first one."""
+        if self.frame_shape is None:
+            self.frame_shape = tuple(frames.shape[1:])
+        assert frames.dtype == np.uint8 and tuple(frames.shape[1:]) == self.frame_shape
+        offset = self.count
+        self._file.write(np.ascontiguousarray(frames).tobytes())
+        self.count += len(frames)
+        return offset
+
+    def close(self) -> None:
+        shape = (self.count,) + tuple(self.frame_shape or (0, 0))
+        header = _npy_header(shape)
+        self._file.seek(0)
+        self._file.write(header)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+
+
+def _npy_header(shape: tuple[int, ...]) -> bytes:
+    """An .npy version 1.0 header padded to exactly _HEADER_BYTES."""
+    d = repr({"descr": "|u1", "fortran_order": False, "shape": tuple(int(s) for s in shape)}).encode("latin1")
+    pad = _HEADER_BYTES - 10 - len(d) - 1
+    assert pad >= 0, "shape too large for a fixed header"
+    body = d + b" " * pad + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body
+
+
+def write_index(path: Path, rows: list[tuple[SequenceKey, int, int]]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(INDEX_COLUMNS)
+        for key, offset, count in rows:
+            w.writerow([key.subject, key.type, key.view, condition_of(key.type), offset, count])
+
+
+def read_index(path: Path) -> dict[str, np.ndarray]:
+    """Columns of index.csv as arrays (strings for names, int64 for offsets and counts)."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or tuple(rows[0]) != INDEX_COLUMNS:
+        raise ValueError(f"expected the header {','.join(INDEX_COLUMNS)}")
+    body = rows[1:]
+    cols = {name: np.array([r[i] for r in body], dtype=object if i < 4 else np.int64) for i, name in enumerate(INDEX_COLUMNS)}
+    for name in INDEX_COLUMNS[:4]:
+        cols[name] = cols[name].astype(str)
+    return cols
+
+
+def partition(subjects: list[str], train_fraction: float) -> dict[str, list[str]]:
+    """The first `train_fraction` of the sorted subjects train, the rest test (CASIA-B: 74 of 124)."""
+    ordered = sorted(set(subjects))
+    n_train = int(round(train_fraction * len(ordered)))
+    n_train = min(max(n_train, 1), len(ordered) - 1) if len(ordered) > 1 else len(ordered)
+    return {"TRAIN_SET": ordered[:n_train], "TEST_SET": ordered[n_train:]}
+
+
+def write_json(path: Path, obj) -> None:
+    tmp = Path(f"{path}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
