@@ -164,10 +164,7 @@ class Shot:
 
 def sample_shot(rng: np.random.Generator, body: Body, condition: str, frames: int, view_deg: int) -> Shot:
     spread = max(1, frames // 6)
-    bag = None
-    if condition == "bg":
-        bag = body.bag if rng.random() < 0.7 else BAGS[int(rng.integers(len(BAGS)))]
-    return Shot(
+    shot = dict(
         frames=max(1, frames + int(rng.integers(-spread, spread + 1))) if frames > 3 else frames,
         view=np.deg2rad(view_deg + rng.normal(0, 1.5)),
         phase=float(rng.uniform(0, 2 * np.pi)),
@@ -179,9 +176,12 @@ def sample_shot(rng: np.random.Generator, body: Body, condition: str, frames: in
         along=float(rng.uniform(-0.25, 0.25)),
         x_frac=float(rng.uniform(0.25, 0.75)),
         ground_frac=float(rng.uniform(0.88, 0.97)),
-        bag=bag,
-        coat=condition == "cl",
     )
+    # Covariates are drawn last, so one generator state gives the same shot in every condition.
+    bag = None
+    if condition == "bg":
+        bag = body.bag if rng.random() < 0.7 else BAGS[int(rng.integers(len(BAGS)))]
+    return Shot(**shot, bag=bag, coat=condition == "cl")
 
 
 # ------------------------------------------------------------------ kinematics

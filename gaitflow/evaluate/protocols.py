@@ -1,0 +1,59 @@
+"""The cross-view rank-1 protocol of CASIA-B and OU-MVLP.
+
+For each probe condition c, probe view v1 and gallery view v2, accuracy is the
+share of probes of c at v1 whose nearest gallery sequence at v2 has their
+identity, in percent, rounded to 2 decimals per view pair (as the reference
+evaluator does). Identical views are excluded: the per-view score averages
+over v2 != v1, and the condition's score is the mean over probe views.
+
+CASIA-B: gallery NM#1-4, probes NM#5-6, BG#1-2, CL#1-2. OU-MVLP: gallery 01,
+probe 00. A probe whose identity has no gallery sequence at v2 counts as a miss
+(``no_gallery="error"``, the reference behaviour) or is left out of that pair
+(``"exclude"``, as some papers report).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gaitflow.evaluate.distances import nearest_in_groups
+
+
+def cross_view_rank1(embeddings: np.ndarray, subjects: np.ndarray, types: np.ndarray, views: np.ndarray,
+                     gallery_types: list[str], probe_sets: dict[str, list[str]], metric: str = "euclidean",
+                     no_gallery: str = "error") -> dict:
+    """Rank-1 per condition, per probe view and per view pair; see the module docstring."""
+    if no_gallery not in ("error", "exclude"):
+        raise ValueError(f"no_gallery {no_gallery!r}: expected error or exclude")
+    subjects, types, views = (np.asarray(a).astype(str) for a in (subjects, types, views))
+    all_views = sorted(set(views.tolist()))
+    gal = np.flatnonzero(np.isin(types, gallery_types))
+    groups = [np.flatnonzero(views[gal] == v) for v in all_views]
+    result = {"metric": metric, "no_gallery": no_gallery, "views": all_views, "rank1": {}, "per_view": {},
+              "matrix": {}, "probes": {}}
+    for name, probe_types in probe_sets.items():
+        probe = np.flatnonzero(np.isin(types, probe_types))
+        if len(probe) == 0 or len(gal) == 0:
+            continue
+        nearest = nearest_in_groups(embeddings[probe], embeddings[gal], groups, metric)
+        hit = np.where(nearest >= 0, subjects[gal][np.maximum(nearest, 0)] == subjects[probe][:, None], False)
+        matrix = np.full((len(all_views), len(all_views)), np.nan)
+        for a, v1 in enumerate(all_views):
+            rows = views[probe] == v1
+            for b, v2 in enumerate(all_views):
+                use = rows.copy()
+                if no_gallery == "exclude":
+                    use &= np.isin(subjects[probe], subjects[gal][groups[b]])
+                if use.any() and len(groups[b]):
+                    matrix[a, b] = round(100.0 * hit[use, b].mean(), 2)
+        off = matrix.copy()
+        np.fill_diagonal(off, np.nan)
+        with np.errstate(invalid="ignore"):
+            counts = np.sum(~np.isnan(off), axis=1)
+            per_view = np.where(counts > 0, np.nansum(off, axis=1) / np.maximum(counts, 1), np.nan)
+        valid = per_view[~np.isnan(per_view)]
+        result["rank1"][name] = round(float(valid.mean()), 4) if len(valid) else float("nan")
+        result["per_view"][name] = {v: (None if np.isnan(x) else round(float(x), 4)) for v, x in zip(all_views, per_view)}
+        result["matrix"][name] = [[None if np.isnan(x) else float(x) for x in row] for row in matrix]
+        result["probes"][name] = int(len(probe))
+    return result

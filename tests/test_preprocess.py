@@ -1,0 +1,141 @@
+"""Raw silhouettes -> packed dataset: every source kind, bad input skipped and counted, atomic output."""
+
+import io
+import json
+import pickle
+import tarfile
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+
+from gaitflow.data import packed, preprocess as pp
+from gaitflow.data.dataset import PackedDataset
+from gaitflow.errors import GaitflowError
+
+
+def _png(img):
+    return cv2.imencode(".png", img)[1].tobytes()
+
+
+def _walker(h=120, w=160, x=60, y=20, tall=80):
+    img = np.zeros((h, w), np.uint8)
+    cv2.ellipse(img, (x, y + tall // 2), (12, tall // 2), 0, 0, 360, 255, -1)
+    return img
+
+
+def _write_zip(path, files):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+
+
+def _good_sequence(prefix, n=6):
+    return {f"{prefix}/{prefix.replace('/', '-')}-{i:03d}.png": _png(_walker(x=50 + i)) for i in range(1, n + 1)}
+
+
+def test_every_bad_input_is_skipped_and_counted(tmp_path):
+    files = {}
+    files.update(_good_sequence("001/nm-01/090"))
+    files.update(_good_sequence("002/nm-01/090"))
+    seq = _good_sequence("003/nm-01/090")
+    names = sorted(seq)
+    seq[names[0]] = b"\x89PNG\r\n\x1a\n not really"                 # corrupt PNG
+    seq[names[1]] = seq[names[1]][:40]                                # truncated PNG
+    seq[names[2]] = _png(np.zeros((120, 160), np.uint8))             # empty frame
+    files.update(seq)                                                 # 3 valid frames left: too few
+    files["004/zz-01/090/004-zz-01-090-001.png"] = _png(_walker())   # does not fit the layout
+    src = tmp_path / "raw.zip"
+    _write_zip(src, files)
+    out = tmp_path / "packed"
+    report = pp.preprocess(src, out, "casia-b", size=32, min_frames=5, workers=1, progress=False)
+    skipped = {k: v["count"] for k, v in report["skipped"].items()}
+    assert skipped == {pp.BAD_PNG: 2, "empty frame (too little foreground)": 1, pp.SHORT_SEQUENCE: 1, pp.BAD_PATH: 1}
+    assert report["skipped"][pp.BAD_PATH]["first"] == ["004/zz-01/090/004-zz-01-090-001.png"]
+    assert report["sequences_kept"] == 2 and report["frames_kept"] == 12
+    on_disk = json.loads((out / packed.REPORT_FILE).read_text())
+    assert on_disk["skipped"] == report["skipped"]
+    ds = PackedDataset(out)
+    assert sorted(ds.subjects) == ["001", "002"]
+
+
+def test_sources_folder_zip_tar_targz_give_identical_packs(tiny_archive, tmp_path):
+    with zipfile.ZipFile(tiny_archive) as zf:
+        zf.extractall(tmp_path / "folder")
+        names = zf.namelist()[:300]
+        data = {n: zf.read(n) for n in names}
+    for mode, suffix in (("w", ".tar"), ("w:gz", ".tar.gz")):
+        with tarfile.open(tmp_path / f"raw{suffix}", mode) as tf:
+            for n in names:
+                info = tarfile.TarInfo(n)
+                info.size = len(data[n])
+                tf.addfile(info, io.BytesIO(data[n]))
+    _write_zip(tmp_path / "sub.zip", data)
+    outs = {}
+    for src in ("sub.zip", "raw.tar", "raw.tar.gz"):
+        outs[src] = tmp_path / f"out-{src}"
+        pp.preprocess(tmp_path / src, outs[src], "casia-b", size=32, workers=2, progress=False)
+    ref = (outs["sub.zip"] / packed.FRAMES_FILE).read_bytes()
+    for src in ("raw.tar", "raw.tar.gz"):
+        assert (outs[src] / packed.FRAMES_FILE).read_bytes() == ref
+        assert (outs[src] / packed.INDEX_FILE).read_text() == (outs["sub.zip"] / packed.INDEX_FILE).read_text()
+    whole_zip, whole_dir = tmp_path / "zip-all", tmp_path / "dir-all"
+    pp.preprocess(tiny_archive, whole_zip, "casia-b", size=32, workers=1, progress=False)
+    pp.preprocess(tmp_path / "folder", whole_dir, "casia-b", size=32, workers=2, progress=False)
+    assert (whole_zip / packed.FRAMES_FILE).read_bytes() == (whole_dir / packed.FRAMES_FILE).read_bytes()
+
+
+def test_interrupted_run_leaves_nothing_that_looks_complete(tiny_archive, tmp_path, monkeypatch):
+    out = tmp_path / "packed"
+    pp.preprocess(tiny_archive, out, "casia-b", size=32, workers=1, progress=False)
+    before = (out / packed.FRAMES_FILE).read_bytes()
+
+    def boom(self, frames):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(packed.FrameWriter, "append", boom)
+    with pytest.raises(KeyboardInterrupt):
+        pp.preprocess(tiny_archive, out, "casia-b", size=64, workers=1, progress=False)
+    assert (out / packed.FRAMES_FILE).read_bytes() == before  # the earlier result is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["packed"]  # no temporary folder left
+
+
+def test_pickle_import_accepts_arrays_and_refuses_code(tmp_path):
+    tree = tmp_path / "pkl"
+    for sid in ("001", "002"):
+        d = tree / sid / "nm-01" / "000"
+        d.mkdir(parents=True)
+        (d / "000.pkl").write_bytes(pickle.dumps(np.full((7, 64, 64), int(sid), np.uint8)))
+
+    class Evil:
+        def __reduce__(self):
+            import os
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    bad = tree / "003" / "nm-01" / "000"
+    bad.mkdir(parents=True)
+    (bad / "000.pkl").write_bytes(pickle.dumps(Evil()))
+    (tree / "004" / "nm-01" / "000").mkdir(parents=True)
+    (tree / "004" / "nm-01" / "000" / "000.pkl").write_bytes(pickle.dumps(np.zeros((7, 32, 32), np.uint8)))
+    report = pp.preprocess(tree, tmp_path / "out", "casia-b", workers=1, progress=False)
+    assert not (tmp_path / "pwned").exists()
+    assert report["imported_pickles"] is True
+    assert report["skipped"][pp.BAD_PKL]["count"] == 1
+    assert report["skipped"][pp.BAD_SHAPE]["count"] == 7
+    ds = PackedDataset(tmp_path / "out")
+    assert len(ds) == 2 and ds.sequence(1).min() == 2
+    with pytest.raises(pickle.UnpicklingError):
+        pp.load_array_pickle(pickle.dumps({"a": 1}))
+
+
+def test_missing_or_unsuitable_source_is_one_clear_error(tmp_path):
+    with pytest.raises(GaitflowError, match="not found"):
+        pp.preprocess(tmp_path / "nothing.zip", tmp_path / "o", "casia-b", progress=False)
+    (tmp_path / "junk.zip").write_bytes(b"not an archive at all")
+    with pytest.raises(GaitflowError, match="not a readable folder, zip or tar"):
+        pp.preprocess(tmp_path / "junk.zip", tmp_path / "o", "casia-b", progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(GaitflowError, match="no .png"):
+        pp.preprocess(tmp_path / "empty", tmp_path / "o", "casia-b", progress=False)
+    assert not (tmp_path / "o").exists()
