@@ -86,17 +86,25 @@ def test_sources_folder_zip_tar_targz_give_identical_packs(tiny_archive, tmp_pat
     assert (whole_zip / packed.FRAMES_FILE).read_bytes() == (whole_dir / packed.FRAMES_FILE).read_bytes()
 
 
-def test_interrupted_run_leaves_nothing_that_looks_complete(tiny_archive, tmp_path, monkeypatch):
+@pytest.mark.parametrize("where", ["mid-run", "while compacting"])
+def test_interrupted_run_leaves_nothing_that_looks_complete(tiny_archive, tmp_path, monkeypatch, where):
     out = tmp_path / "packed"
     pp.preprocess(tiny_archive, out, "casia-b", size=32, workers=1, progress=False)
     before = (out / packed.FRAMES_FILE).read_bytes()
+    calls = []
 
-    def boom(self, frames):
-        raise KeyboardInterrupt
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 10 or where == "while compacting":
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(packed.FrameWriter, "append", boom)
+    target = (pp, "pretreat") if where == "mid-run" else (packed.SlotFile, "compact")
+    real = getattr(*target)
+    monkeypatch.setattr(*target, interrupted)
     with pytest.raises(KeyboardInterrupt):
         pp.preprocess(tiny_archive, out, "casia-b", size=64, workers=1, progress=False)
+    assert calls
     assert (out / packed.FRAMES_FILE).read_bytes() == before  # the earlier result is intact
     assert [p.name for p in tmp_path.iterdir()] == ["packed"]  # no temporary folder left
 
@@ -139,3 +147,34 @@ def test_missing_or_unsuitable_source_is_one_clear_error(tmp_path):
     with pytest.raises(GaitflowError, match="no .png"):
         pp.preprocess(tmp_path / "empty", tmp_path / "o", "casia-b", progress=False)
     assert not (tmp_path / "o").exists()
+
+
+def test_workers_do_not_hang_after_opencv_threads_ran_in_the_parent(tiny_archive, tmp_path):
+    """A fork while OpenCV's thread pool is alive used to leave the workers waiting forever."""
+    import subprocess
+    import sys
+
+    code = (
+        "import cv2, numpy as np\n"
+        "from gaitflow.data.preprocess import preprocess\n"
+        "cv2.setNumThreads(2)\n"
+        "for _ in range(20): cv2.resize(np.ones((2000, 2000), np.uint8), (3000, 3000), interpolation=cv2.INTER_CUBIC)\n"
+        f"preprocess({str(tiny_archive)!r}, {str(tmp_path / 'out')!r}, 'casia-b', size=32, workers=2, progress=False)\n"
+        "assert cv2.getNumThreads() == 2\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "out" / packed.FRAMES_FILE).exists()
+
+
+def test_lean_zip_listing_matches_zipfile_on_a_zip64_archive(tmp_path):
+    """Past 65535 members a zip needs the zip64 end record; the fast listing must read it."""
+    from gaitflow.data import archive
+
+    path = tmp_path / "many.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for i in range(66000):
+            zf.writestr(f"{i:03d}/nm-01/000/{i:06d}.png", b"x")
+    lean = archive._zip_central_directory(path)
+    with zipfile.ZipFile(path) as zf:
+        assert lean == [(i.filename, (i.header_offset, i.compress_size, i.compress_type)) for i in zf.infolist()]

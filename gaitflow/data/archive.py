@@ -68,12 +68,17 @@ def list_members(path: Path, kind: str, suffix: str) -> list[Member]:
                     members.append((os.path.relpath(full, root).replace(os.sep, "/"), full))
     elif kind == "zip":
         try:
-            with zipfile.ZipFile(path) as zf:
-                for info in zf.infolist():
-                    if not info.is_dir() and info.filename.lower().endswith(suffix):
-                        members.append((info.filename, (info.header_offset, info.compress_size, info.compress_type)))
+            entries = _zip_central_directory(path)
+        except (ValueError, struct.error):
+            entries = None  # anything unusual: let zipfile parse it
+        try:
+            if entries is None:
+                with zipfile.ZipFile(path) as zf:
+                    entries = [(i.filename, (i.header_offset, i.compress_size, i.compress_type))
+                               for i in zf.infolist() if not i.is_dir()]
         except (zipfile.BadZipFile, OSError) as exc:
             raise GaitflowError(f"{path}: cannot list the zip archive ({exc})") from None
+        members = [e for e in entries if e[0].lower().endswith(suffix)]
     elif kind == "tar":
         try:
             with tarfile.open(path, "r:") as tf:
@@ -86,6 +91,77 @@ def list_members(path: Path, kind: str, suffix: str) -> list[Member]:
         raise ValueError(kind)
     members.sort(key=lambda m: m[0])
     return members
+
+
+_CD_ENTRY = struct.Struct("<4s4B4HL2L5H2L")
+_EOCD = struct.Struct("<4s4H2LH")
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
+
+
+def _zip64_extra(cd: bytes, pos: int, nlen: int, xlen: int, csize: int, offset: int) -> tuple[int, int]:
+    """Sizes and offset moved to the zip64 extra field (id 1), in its fixed order."""
+    usize = struct.unpack_from("<L", cd, pos + 24)[0]
+    extra = cd[pos + 46 + nlen : pos + 46 + nlen + xlen]
+    i = 0
+    while i + 4 <= len(extra):
+        tag, size = struct.unpack_from("<2H", extra, i)
+        if tag == 1:
+            values = list(struct.unpack_from(f"<{size // 8}Q", extra, i + 4))
+            if usize == 0xFFFFFFFF:
+                values.pop(0)
+            if csize == 0xFFFFFFFF:
+                csize = values.pop(0)
+            if offset == 0xFFFFFFFF:
+                offset = values.pop(0)
+            return csize, offset
+        i += 4 + size
+    raise ValueError("zip64 extra field missing")
+
+
+def _zip_central_directory(path: Path) -> list[Member]:
+    """(name, (header offset, compressed size, method)) of every file in a zip, read straight
+    from the central directory: several times faster than zipfile on archives of a million
+    frames. Raises ValueError for what it does not handle (zip64, encryption), so the caller
+    can fall back to zipfile."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        tail_len = min(size, 65536 + _EOCD.size)
+        f.seek(size - tail_len)
+        tail = f.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0:
+            raise ValueError("no end of central directory")
+        _, disk, _, _, count, cd_size, cd_offset, _ = _EOCD.unpack_from(tail, at)
+        if disk:
+            raise ValueError("multi-disk archive")
+        if count == 0xFFFF or cd_offset == 0xFFFFFFFF or cd_size == 0xFFFFFFFF:
+            loc = at - _ZIP64_LOCATOR.size
+            sig, _, eocd64_offset, _ = _ZIP64_LOCATOR.unpack_from(tail, loc)
+            if sig != b"PK\x06\x07":
+                raise ValueError("zip64 locator missing")
+            f.seek(eocd64_offset)
+            sig, _, _, _, _, _, _, count, cd_size, cd_offset = _ZIP64_EOCD.unpack(f.read(_ZIP64_EOCD.size))
+            if sig != b"PK\x06\x06":
+                raise ValueError("zip64 end record missing")
+        f.seek(cd_offset)
+        cd = f.read(cd_size)
+    out: list[Member] = []
+    pos = 0
+    unpack = _CD_ENTRY.unpack_from
+    for _ in range(count):
+        (sig, _, _, _, _, flags, method, _, _, _, csize, _, nlen, xlen, clen, _, _, _, offset) = unpack(cd, pos)
+        if sig != b"PK\x01\x02" or flags & 1:
+            raise ValueError("unexpected or encrypted central directory entry")
+        raw = cd[pos + 46 : pos + 46 + nlen]
+        if csize == 0xFFFFFFFF or offset == 0xFFFFFFFF:
+            csize, offset = _zip64_extra(cd, pos, nlen, xlen, csize, offset)
+        name = raw.decode("utf-8" if flags & 0x800 else "cp437")
+        if not name.endswith("/"):
+            out.append((name, (offset, csize, method)))
+        pos += 46 + nlen + xlen + clen
+    return out
 
 
 class RandomAccessReader:

@@ -27,7 +27,7 @@ INDEX_FILE = "index.csv"
 PARTITION_FILE = "partition.json"
 REPORT_FILE = "report.json"
 INDEX_COLUMNS = ("subject", "type", "view", "condition", "offset", "count")
-_HEADER_BYTES = 128
+HEADER_BYTES = 128
 
 
 class FrameWriter:
@@ -38,7 +38,7 @@ class FrameWriter:
         self.frame_shape = frame_shape
         self.count = 0
         self._file = open(self.path, "wb")
-        self._file.write(b"\0" * _HEADER_BYTES)
+        self._file.write(b"\0" * HEADER_BYTES)
 
     def append(self, frames: np.ndarray) -> int:
         """Write [n, H, W] uint8 frames; returns the offset of the first one."""
@@ -60,10 +60,50 @@ class FrameWriter:
         self._file.close()
 
 
+class SlotFile:
+    """An .npy of frames written in place by several processes, then compacted.
+
+    Each sequence is given a slot range as long as its file count before any
+    frame is decoded; workers write the frames they keep straight into a shared
+    memory map, so frames never travel between processes. Slots left unused by
+    dropped frames or sequences are closed up at the end.
+    """
+
+    def __init__(self, path: Path, slots: int, frame_shape: tuple[int, int]):
+        self.path = Path(path)
+        self.slots = slots
+        self.frame_shape = tuple(frame_shape)
+        self.frame_bytes = int(np.prod(self.frame_shape))
+        with open(self.path, "wb") as f:
+            f.write(_npy_header((slots,) + self.frame_shape))
+            f.truncate(HEADER_BYTES + slots * self.frame_bytes)
+
+    def open(self) -> np.memmap:
+        return np.memmap(self.path, np.uint8, "r+", HEADER_BYTES, (max(self.slots, 1),) + self.frame_shape)
+
+    def compact(self, rows: list[tuple[object, int, int]]) -> list[tuple[object, int, int]]:
+        """Close the gaps: rows of (key, slot, count) in slot order -> rows with final offsets."""
+        mm = self.open()
+        out, offset = [], 0
+        for key, slot, count in rows:
+            if slot != offset:
+                mm[offset : offset + count] = mm[slot : slot + count]  # forward move; numpy handles overlap
+            out.append((key, offset, count))
+            offset += count
+        mm.flush()
+        del mm
+        with open(self.path, "r+b") as f:
+            f.write(_npy_header((offset,) + self.frame_shape))
+            f.truncate(HEADER_BYTES + offset * self.frame_bytes)
+            f.flush()
+            os.fsync(f.fileno())
+        return out
+
+
 def _npy_header(shape: tuple[int, ...]) -> bytes:
-    """An .npy version 1.0 header padded to exactly _HEADER_BYTES."""
+    """An .npy version 1.0 header padded to exactly HEADER_BYTES."""
     d = repr({"descr": "|u1", "fortran_order": False, "shape": tuple(int(s) for s in shape)}).encode("latin1")
-    pad = _HEADER_BYTES - 10 - len(d) - 1
+    pad = HEADER_BYTES - 10 - len(d) - 1
     assert pad >= 0, "shape too large for a fixed header"
     body = d + b" " * pad + b"\n"
     return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body

@@ -16,11 +16,11 @@ the end, so an interrupted run leaves nothing that looks complete.
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import time
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ from gaitflow.data import archive, packed
 from gaitflow.data.layouts import SequenceKey, get_layout, parse_pkl
 from gaitflow.data.pretreat import decode, pretreat
 from gaitflow.errors import GaitflowError
+from gaitflow.parallel import opencv_serial, worker_pool
 
 BAD_PATH = "path does not fit the layout"
 BAD_PNG = "unreadable or corrupt PNG"
@@ -73,23 +74,31 @@ class Report:
 
 
 # ------------------------------------------------------------------ workers
+# Worker processes keep the source open and, for PNG sources, a writable map of
+# the output, so that only small tasks and counts pass between processes.
 
 _reader: archive.RandomAccessReader | None = None
+_out: np.memmap | None = None
 
 
-def _init_worker(path: str, kind: str) -> None:
-    global _reader
+def _init_worker(path: str, kind: str, out: tuple | None = None) -> None:
+    """Open the source (and the output map) once per worker."""
+    global _reader, _out
     _reader = archive.RandomAccessReader(Path(path), kind)
+    _out = np.memmap(out[0], np.uint8, "r+", out[1], out[2]) if out else None
 
 
 def _read(locator):
     return locator if isinstance(locator, (bytes, bytearray)) else _reader.read(locator)
 
 
+_jobs: dict = {}  # PNG sequences by task number; set before the workers fork, so tasks are just numbers
+
+
 def _png_sequence(task):
-    """Pretreat the frames of one sequence -> (frames [n, s, s] or None, [(reason, path)])."""
-    size, min_fg, files = task
-    frames, bad = [], []
+    """Pretreat the frames of one sequence into its output slot -> (frames kept, [(reason, path)])."""
+    slot, size, min_fg, files = _jobs[task] if isinstance(task, int) else task
+    kept, bad = 0, []
     for name, locator in files:
         try:
             img = decode(_read(locator))
@@ -102,8 +111,9 @@ def _png_sequence(task):
         if frame is None:
             bad.append((reason, name))
         else:
-            frames.append(frame)
-    return (np.stack(frames) if frames else None), bad
+            _out[slot + kept] = frame
+            kept += 1
+    return kept, bad
 
 
 class _ArraysOnly(pickle.Unpickler):
@@ -183,24 +193,41 @@ def preprocess(source: Path, out: Path, layout: str, size: int = 64, min_foregro
         groups[key].sort(key=lambda m: m[0])
     report.sequences = len(keys)
 
-    tmp = out.with_name(f"{out.name}.tmp-{__import__('os').getpid()}")
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     archive.remove_path(tmp)
     tmp.mkdir(parents=True)
-    writer = packed.FrameWriter(tmp / packed.FRAMES_FILE)
+    frames_path = tmp / packed.FRAMES_FILE
+    slots: dict[SequenceKey, int] = {}  # where each sequence's frames start in the output
+    total = 0
+    for key in keys:
+        slots[key] = total
+        total += 1 if importing else len(groups[key])
+    if importing:
+        writer = packed.FrameWriter(frames_path)
+        shared = None
+    else:
+        writer = packed.SlotFile(frames_path, total, (size, 2 * (size // 2)))
+        shared = (str(frames_path), packed.HEADER_BYTES, (max(total, 1),) + writer.frame_shape)
     rows: list[tuple[SequenceKey, int, int]] = []
     n_workers = min(resolve_workers(workers), max(1, len(keys)))
     bar = tqdm(total=report.files, unit="frame", unit_scale=True, desc=f"preprocess {source.name}",
                disable=not progress)
 
+    def task(key, files):
+        if not importing:
+            return key, len(files), (slots[key], size, min_foreground, files)
+        for extra, _ in files[1:]:
+            report.skip(EXTRA_PKL, extra)
+        return key, len(files), files[0]
+
     def tasks_random():
-        for key in keys:
-            files = groups[key]
-            if importing:
-                for extra, _ in files[1:]:
-                    report.skip(EXTRA_PKL, extra)
-                yield key, len(files), (files[0][0], files[0][1])
-            else:
-                yield key, len(files), (size, min_foreground, files)
+        for number, key in enumerate(keys):
+            k, n, t = task(key, groups[key])
+            yield k, n, (number if not importing else t)
+
+    global _jobs
+    _jobs = {} if importing or kind == "tar-stream" else {
+        number: (slots[key], size, min_foreground, groups[key]) for number, key in enumerate(keys)}
 
     def tasks_stream():
         """Stream a compressed tar once more; a sequence is handed out when its last file has arrived."""
@@ -212,42 +239,53 @@ def preprocess(source: Path, out: Path, layout: str, size: int = 64, min_foregro
                 continue
             pending[key].append((name, data))
             if len(pending[key]) == wanted[key]:
-                files = sorted(pending.pop(key), key=lambda m: m[0])
-                if importing:
-                    for extra, _ in files[1:]:
-                        report.skip(EXTRA_PKL, extra)
-                    yield key, len(files), files[0]
-                else:
-                    yield key, len(files), (size, min_foreground, files)
+                yield task(key, sorted(pending.pop(key), key=lambda m: m[0]))
 
     work = _pkl_sequence if importing else _png_sequence
     tasks = tasks_stream() if kind == "tar-stream" else tasks_random()
+    init_args = (str(source), kind if kind != "tar-stream" else "folder", shared)
     pool = None
     try:
         if n_workers > 1:
-            ctx = get_context("fork")
-            init_args = (str(source), kind if kind != "tar-stream" else "folder")
-            pool = ctx.Pool(n_workers, initializer=_init_worker, initargs=init_args)
+            pool = worker_pool(n_workers, _init_worker, init_args)
             results = _ordered(pool, work, tasks, window=8 * n_workers)
         else:
-            _init_worker(str(source), kind if kind != "tar-stream" else "folder")
-            results = ((key, n, work(task)) for key, n, task in tasks)
+            _init_worker(*init_args)
+            results = _serially(work, tasks)
         for key, n_files, (frames, bad) in results:
             for reason, name in bad:
                 report.skip(reason, name)
             bar.update(n_files)
-            if frames is None:
-                continue
-            if writer.frame_shape is not None and tuple(frames.shape[1:]) != writer.frame_shape:
-                report.skip(BAD_SHAPE, "/".join(key), len(frames))
-                continue
-            if len(frames) < min_frames:
+            if importing:
+                if frames is None:
+                    continue
+                if writer.frame_shape is not None and tuple(frames.shape[1:]) != writer.frame_shape:
+                    report.skip(BAD_SHAPE, "/".join(key), len(frames))
+                    continue
+                if len(frames) < min_frames:
+                    report.skip(SHORT_SEQUENCE, "/".join(key))
+                    continue
+                rows.append((key, writer.append(frames), len(frames)))
+            elif frames < min_frames:  # PNG workers return how many frames they kept
                 report.skip(SHORT_SEQUENCE, "/".join(key))
-                continue
-            rows.append((key, writer.append(frames), len(frames)))
-        writer.close()
+            else:
+                rows.append((key, slots[key], frames))
+        if pool is not None:
+            pool.close()
+            pool.join()
+            pool = None
+        rows.sort(key=lambda r: r[1])
+        if importing:
+            writer.close()
+        else:
+            global _out
+            _out = None
+            _jobs = {}
+            rows = writer.compact(rows)
+        rows.sort(key=lambda r: r[0])
     except BaseException:
-        writer._file.close()
+        if importing:
+            writer._file.close()
         archive.remove_path(tmp)
         raise
     finally:
@@ -261,7 +299,7 @@ def preprocess(source: Path, out: Path, layout: str, size: int = 64, min_foregro
         raise GaitflowError(f"{source}: no sequence survived preprocessing ({detail})")
 
     report.sequences_kept = len(rows)
-    report.frames_kept = writer.count
+    report.frames_kept = sum(r[2] for r in rows)
     seconds = time.perf_counter() - start
     packed.write_index(tmp / packed.INDEX_FILE, rows)
     part = packed.partition([k.subject for k, _, _ in rows], train_fraction)
@@ -280,6 +318,13 @@ def preprocess(source: Path, out: Path, layout: str, size: int = 64, min_foregro
     archive.replace_path(tmp, out)
     result["summary_lines"] = report.lines()
     return result
+
+
+def _serially(work, tasks):
+    """In-process fallback of _ordered; OpenCV single-threaded as in the workers."""
+    with opencv_serial():
+        for key, n, task in tasks:
+            yield key, n, work(task)
 
 
 def _ordered(pool, work, tasks, window: int):

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import cv2
@@ -41,6 +40,7 @@ import numpy as np
 from gaitflow.config import workers as resolve_workers
 from gaitflow.data.archive import ArchiveWriter
 from gaitflow.data.layouts import SequenceKey, get_layout
+from gaitflow.parallel import worker_pool
 
 FPS = 25.0
 SHIFT = 4  # sub-pixel bits for OpenCV's rasteriser
@@ -549,7 +549,7 @@ def render_job(job: SeqJob) -> list[tuple[str, bytes]]:
     out = []
     for i, img in enumerate(render(body, shot, job.width, job.height), start=1):
         img = add_noise(img, rng, job.noise)
-        ok, png = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        ok, png = cv2.imencode(".png", img)
         out.append((lay.frame_path(key, i), png.tobytes()))
     return out
 
@@ -583,7 +583,7 @@ def synthesize(spec: dict, seed: int, out: Path, archive: str = "zip", workers: 
             results = map(render_job, jobs)
             pool = None
         else:
-            pool = get_context("fork").Pool(n_workers)
+            pool = worker_pool(n_workers)
             results = pool.imap(render_job, jobs, chunksize=4)
         try:
             for files in results:
