@@ -33,3 +33,18 @@ def test_console_script_reports_bad_input_in_one_line(project):
     assert run.returncode == 2
     assert run.stderr.strip() == ("gaitflow preprocess: error: missing.zip: not found; "
                                   "expected a folder or a .zip/.tar/.tar.gz archive of silhouette PNGs")
+
+
+def test_ou_mvlp_preset_runs_through_its_protocol(project):
+    sets = ["datasets.oumvlp-syn.synth.ids=6", "datasets.oumvlp-syn.synth.views=[0, 30, 90]",
+            "datasets.oumvlp-syn.synth.frames=8", "datasets.oumvlp-syn.synth.width=160",
+            "datasets.oumvlp-syn.synth.height=120", "preprocess.img_size=32", "synth.workers=1"]
+    args = [a for s in sets for a in ("--set", s)] + ["--dataset", "oumvlp-syn", "--quiet"]
+    for step in ("synth", "preprocess", "baseline"):
+        assert main([step, *args]) == 0
+    ds = PackedDataset(project / "data/processed/oumvlp-syn")
+    assert set(ds.types) == {"00", "01"} and set(ds.views) == {"000", "030", "090"}
+    assert ds.partition["TRAIN_SET"] == ["00001", "00002", "00003"]
+    metrics = json.loads((project / "results/oumvlp-syn/gei-baseline/metrics.json").read_text())
+    assert list(metrics["rank1"]) == ["NM"] and metrics["no_gallery"] == "error"
+    assert len(metrics["matrix"]["NM"]) == 3
