@@ -82,21 +82,34 @@ class SlotFile:
         return np.memmap(self.path, np.uint8, "r+", HEADER_BYTES, (max(self.slots, 1),) + self.frame_shape)
 
     def compact(self, rows: list[tuple[object, int, int]]) -> list[tuple[object, int, int]]:
-        """Close the gaps: rows of (key, slot, count) in slot order -> rows with final offsets."""
-        mm = self.open()
-        out, offset = [], 0
+        """Close the gaps: rows of (key, slot, count) in slot order -> rows with final offsets.
+
+        Runs of sequences that shift by the same amount move as one block, through
+        the file in large reads and writes (forward, so a block never overwrites
+        data not yet moved)."""
+        out, offset, moves = [], 0, []
         for key, slot, count in rows:
             if slot != offset:
-                mm[offset : offset + count] = mm[slot : slot + count]  # forward move; numpy handles overlap
+                if moves and moves[-1][0] + moves[-1][2] == slot and moves[-1][0] - moves[-1][1] == slot - offset:
+                    moves[-1][2] += count
+                else:
+                    moves.append([slot, offset, count])
             out.append((key, offset, count))
             offset += count
-        mm.flush()
-        del mm
+        fb = self.frame_bytes
+        block = max(1, (64 << 20) // fb)
         with open(self.path, "r+b") as f:
+            fd = f.fileno()
+            for src, dest, count in moves:
+                for start in range(0, count, block):
+                    n = min(block, count - start)
+                    data = os.pread(fd, n * fb, HEADER_BYTES + (src + start) * fb)
+                    os.pwrite(fd, data, HEADER_BYTES + (dest + start) * fb)
+            f.seek(0)
             f.write(_npy_header((offset,) + self.frame_shape))
-            f.truncate(HEADER_BYTES + offset * self.frame_bytes)
+            f.truncate(HEADER_BYTES + offset * fb)
             f.flush()
-            os.fsync(f.fileno())
+            os.fsync(fd)
         return out
 
 

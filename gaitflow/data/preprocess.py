@@ -248,7 +248,13 @@ def preprocess(source: Path, out: Path, layout: str, size: int = 64, min_foregro
     try:
         if n_workers > 1:
             pool = worker_pool(n_workers, _init_worker, init_args)
-            results = _ordered(pool, work, tasks, window=8 * n_workers)
+            if _jobs:  # random access: tasks are numbers, so hand them out in chunks
+                listed = list(tasks)
+                chunk = max(1, min(16, len(listed) // (8 * n_workers)))
+                done = pool.imap(work, [t for _, _, t in listed], chunksize=chunk)
+                results = ((k, n, r) for (k, n, _), r in zip(listed, done))
+            else:  # a stream: keep a bounded window in flight
+                results = _ordered(pool, work, tasks, window=8 * n_workers)
         else:
             _init_worker(*init_args)
             results = _serially(work, tasks)
