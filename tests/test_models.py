@@ -6,11 +6,14 @@ import torch
 from gaitflow.errors import GaitflowError
 from gaitflow.models import available, create_model
 
-MODELS = ["gaitset", "gaitpart", "gaitgl"]
+MODELS = ["gaitset", "gaitpart", "gaitgl", "gln", "deepgaitv2", "mt3d", "gei"]
+TRAINABLE = [m for m in MODELS if m != "gei"]
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
-# Parameters at width 1, 64 x 44, 74 classes. GaitSet, GaitPart and GaitGL equal the reference implementation's.
-PARAMETERS = {"gaitset": 2_594_592, "gaitpart": 1_204_000, "gaitgl": 3_096_673}
+# Parameters at width 1, 64 x 44, 74 classes. GaitSet, GaitPart and GaitGL equal the reference
+# implementation's (2.595 M, 1.204 M, 3.097 M); the others are as measured here (see the README).
+PARAMETERS = {"gaitset": 2_594_592, "gaitpart": 1_204_000, "gaitgl": 3_096_673, "gln": 8_541_984,
+              "deepgaitv2": 8_339_392, "mt3d": 1_790_048, "gei": 0}
 
 
 def test_registry_lists_every_model_and_rejects_unknown_names():
@@ -27,6 +30,17 @@ def test_parameter_counts_at_the_published_shape(name):
     assert sum(p.numel() for p in model.parameters()) == PARAMETERS[name]
 
 
+def test_variants_and_phases():
+    assert sum(p.numel() for p in create_model("gln", phase=2).parameters()) == 14_703_904
+    logits = create_model("gln", phase=2).eval()(torch.rand(2, 4, 64, 44)).logits
+    assert logits.shape == (2, 1, 74)
+    assert sum(p.numel() for p in create_model("deepgaitv2", mode="3d").parameters()) == 16_595_136
+    assert create_model("deepgaitv2", mode="2d").eval()(torch.rand(1, 3, 64, 44)).embeddings.shape == (1, 16, 256)
+    for name, kw in (("gln", {"phase": 3}), ("deepgaitv2", {"mode": "4d"})):
+        with pytest.raises(GaitflowError):
+            create_model(name, **kw)
+
+
 def test_gaitgl_variants():
     wide = create_model("gaitgl", variant="wide")
     assert wide(torch.rand(1, 6, 64, 44)).embeddings.shape == (1, 64, 256)
@@ -41,7 +55,7 @@ def test_shapes(name, shape, width):
     with torch.no_grad():
         out = model(torch.rand(3, 8, *shape))
     n, p, c = out.embeddings.shape
-    assert n == 3 and p >= 8 and c >= 8
+    assert n == 3 and p >= 1 and c >= 8
     assert torch.isfinite(out.embeddings).all()
     if out.logits is not None:
         assert out.logits.shape == (3, p, 5)
@@ -76,7 +90,7 @@ def _toy_batch(generator):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", TRAINABLE)
 def test_a_few_steps_reduce_the_loss(name, device):
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
@@ -98,3 +112,13 @@ def test_a_few_steps_reduce_the_loss(name, device):
         loss.backward()
         opt.step()
     assert loss_fn().item() < first
+
+
+def test_gei_is_the_mean_of_the_real_frames():
+    sils = torch.zeros(1, 4, 32, 22)
+    sils[0, 0, :16] = 1  # frame 0: top half; frame 1: empty; frames 2-3 are padding
+    sils[0, 2:] = 1
+    emb = create_model("gei", frame_shape=(32, 22)).eval()(sils, torch.tensor([2])).embeddings
+    expected = torch.zeros(32, 22)
+    expected[:16] = 0.5
+    torch.testing.assert_close(emb[0, 0], expected.reshape(-1))

@@ -13,7 +13,7 @@ from importlib import import_module
 
 from gaitflow.models.base import GaitModel, ModelOutput
 
-_MODULES = ("gaitset", "gaitpart", "gaitgl")
+_MODULES = ("gaitset", "gaitpart", "gaitgl", "gln", "deepgaitv2", "mt3d", "gei")
 _REGISTRY: dict[str, type[GaitModel]] = {}
 
 
