@@ -41,11 +41,15 @@ def zero_padded(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return x if mask is None else x * _broadcast(mask, x).to(x.dtype)
 
 
-def masked_max(x: torch.Tensor, mask: torch.Tensor | None, dim: int = 2) -> torch.Tensor:
-    """Max over the frames of x [N, C, S, ...], ignoring padded frames (set pooling, temporal pooling)."""
+def masked_max(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Max over the frames of x [N, C, S, ...], ignoring padded frames (set pooling, temporal pooling).
+
+    Reduced in frame-major order ([N, S, C, ...], how frame-wise blocks lay frames out), so the
+    gradient comes back in the producer's layout instead of being copied into it."""
+    frames_first = x.transpose(1, 2)
     if mask is not None:
-        x = x.masked_fill(~_broadcast(mask, x), float("-inf"))
-    return x.amax(dim=dim)
+        frames_first = frames_first.masked_fill(~mask.view(*mask.shape, *([1] * (x.dim() - 2))), float("-inf"))
+    return frames_first.amax(dim=1)
 
 
 def downsample_lengths(lengths: torch.Tensor | None, kernel: int, stride: int) -> torch.Tensor | None:
