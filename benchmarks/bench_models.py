@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from gaitflow.models import available, create_model
+from gaitflow.models.base import to_channels_last
 
 SHAPES = {
     "cpu": {"frame_shape": (32, 22), "frames": 16, "batch": (4, 4), "width": 0.5},
@@ -36,7 +37,7 @@ def step_time(name: str, shape: dict, steps: int, device: str, channels_last: bo
     p, k = shape["batch"]
     model = create_model(name, frame_shape=shape["frame_shape"], width=shape["width"], num_classes=p).to(device)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        to_channels_last(model)
     run = torch.compile(model) if compile_ else model
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     sils = (torch.rand(p * k, shape["frames"], *shape["frame_shape"], device=device) > 0.5).float()

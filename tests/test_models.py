@@ -20,7 +20,7 @@ def test_registry_lists_every_model_and_rejects_unknown_names():
     assert set(MODELS) <= set(available())
     with pytest.raises(GaitflowError, match="backbone 'gaitnope' is unknown; expected one of: .*gaitset"):
         create_model("gaitnope")
-    with pytest.raises(GaitflowError, match="backbone 'gaitset'"):
+    with pytest.raises(GaitflowError, match="backbone 'gaitset': unknown parameter depth; expected some of: frame_shape"):
         create_model("gaitset", depth=3)
 
 

@@ -9,6 +9,7 @@ true frame count of each sequence, and returns part embeddings ``[N, P, C]``
 
 from __future__ import annotations
 
+import inspect
 from importlib import import_module
 
 from gaitflow.models.base import GaitModel, ModelOutput
@@ -43,10 +44,13 @@ def create_model(name: str, **params) -> GaitModel:
     _load_all()
     if name not in _REGISTRY:
         raise GaitflowError(f"backbone {name!r} is unknown; expected one of: {', '.join(sorted(_REGISTRY))}")
-    try:
-        return _REGISTRY[name](**params)
-    except TypeError as exc:
-        raise GaitflowError(f"backbone {name!r}: {exc}") from None
+    cls = _REGISTRY[name]
+    accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise GaitflowError(f"backbone {name!r}: unknown parameter {', '.join(unknown)}; "
+                            f"expected some of: {', '.join(accepted)}")
+    return cls(**params)
 
 
 __all__ = ["GaitModel", "ModelOutput", "available", "create_model", "register"]

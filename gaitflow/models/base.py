@@ -54,3 +54,11 @@ def init_weights(model: nn.Module) -> None:
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)) and m.affine:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Channels-last memory for the 2D convolutions (faster on CPUs with oneDNN; 3D layers keep theirs)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            m.to(memory_format=torch.channels_last)
+    return model

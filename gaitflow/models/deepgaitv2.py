@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gaitflow.errors import GaitflowError
 from gaitflow.models import register
 from gaitflow.models.base import GaitModel, init_weights
 from gaitflow.models.blocks import (BNNeck, FrameWise, HorizontalPooling, SeparateFCs, conv2d, conv3d, masked_max, scaled,
@@ -63,7 +64,7 @@ class DeepGaitV2(GaitModel):
                  channels=(64, 128, 256, 512), layers=(1, 1, 1, 1), embedding: int = 256):
         super().__init__(frame_shape, width, num_classes)
         if mode not in ("2d", "p3d", "3d"):
-            raise TypeError(f"mode {mode!r}: expected 2d, p3d or 3d")
+            raise GaitflowError(f"mode {mode!r}: expected 2d, p3d or 3d")
         c = [scaled(x, width) for x in channels]
         self.stem = FrameWise(nn.Sequential(conv2d(1, c[0], 3), nn.BatchNorm2d(c[0]), nn.ReLU(inplace=True)))
         blocks, cin = [], c[0]

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gaitflow.errors import GaitflowError
 from gaitflow.models import register
 from gaitflow.models.base import GaitModel, init_weights
 from gaitflow.models.blocks import (GeMPooling, SeparateFCs, conv3d, downsample_lengths, frame_mask, lrelu,
@@ -72,7 +73,7 @@ class GaitGL(GaitModel):
     def __init__(self, frame_shape=(64, 44), width: float = 1.0, num_classes: int = 74, variant: str = "casia-b"):
         super().__init__(frame_shape, width, num_classes)
         if variant not in VARIANTS:
-            raise TypeError(f"variant {variant!r}: expected one of {', '.join(VARIANTS)}")
+            raise GaitflowError(f"variant {variant!r}: expected one of {', '.join(VARIANTS)}")
         v = VARIANTS[variant]
         c = [scaled(x, width) for x in v["channels"]]
         half = min(v["halving"], max(0, (frame_shape[0] // 2).bit_length() - 1))

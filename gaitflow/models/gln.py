@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gaitflow.errors import GaitflowError
 from gaitflow.models import register
 from gaitflow.models.base import GaitModel, init_weights
 from gaitflow.models.blocks import FrameWise, HorizontalPooling, SeparateFCs, conv2d, lrelu, masked_max, scaled
@@ -34,7 +35,7 @@ class GLN(GaitModel):
                  lateral: int = 256, embedding: int = 256, dropout: float = 0.9):
         super().__init__(frame_shape, width, num_classes)
         if phase not in (1, 2):
-            raise TypeError(f"phase {phase!r}: expected 1 (lateral pre-training) or 2 (compact block)")
+            raise GaitflowError(f"phase {phase!r}: expected 1 (lateral pre-training) or 2 (compact block)")
         c = [scaled(x, width) for x in (32, 64, 128)]
         lat, emb = scaled(lateral, width), scaled(embedding, width)
         self.sil0 = FrameWise(_stage(1, c[0], 5))
