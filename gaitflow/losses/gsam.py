@@ -139,15 +139,15 @@ class GSAM(nn.Module):
         return ((features - means[inverse]) ** 2).sum(1).mean()
 
     def components(self, embeddings: torch.Tensor, labels: torch.Tensor, update: bool = True) -> dict[str, torch.Tensor]:
-        """{'gsam_ce', 'gsam_variance'} for a batch; then the memory update (no gradient)."""
+        """{'gsam_ce', 'gsam_variance'} for a batch. In training the memory is first updated with the
+        batch (algorithm 1: line 7 updates M, line 12 computes L_GSAM with it)."""
         if not bool(self.initialised):
             raise RuntimeError("GSAM memory used before initialise(): run one pass of the extractor first")
         f = self.flatten(embeddings)
-        out = {"gsam_ce": F.cross_entropy(self.logits(f), labels),
-               "gsam_variance": self.variance_weight * self.variance(f, labels)}
         if update and self.training:
             self.update(f.detach(), labels)
-        return out
+        return {"gsam_ce": F.cross_entropy(self.logits(f), labels),
+                "gsam_variance": self.variance_weight * self.variance(f, labels)}
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return sum(self.components(embeddings, labels).values())
