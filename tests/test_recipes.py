@@ -97,3 +97,9 @@ def test_schema_and_builder_agree_on_parameters():
 def test_gsam_state_is_part_of_the_recipe_state():
     recipe = build_recipe("g", RECIPES["triplet+drpl+gsam"], IDS, PARTS, CHANNELS)
     assert "parts.gsam.memory.memory" in recipe.state_dict()
+
+
+def test_drpl_takes_the_triplet_margin():
+    recipe = build_recipe("d", {"triplet": {"margin": 0.5}, "drpl": {"hard": "vanilla"}}, IDS, PARTS, CHANNELS)
+    drpl = recipe.parts["drpl"]
+    assert drpl.margin == drpl.ba.margin == drpl.vanilla.margin == 0.5

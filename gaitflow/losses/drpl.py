@@ -102,6 +102,10 @@ class DRPL(nn.Module):
         self.batch_all, self.smooth, self.hard = batch_all, smooth, hard
         self.ba = TripletBatchAll(margin)
         self.vanilla = TripletBatchHard(margin)
+        self.set_margin(margin)
+
+    def set_margin(self, margin: float) -> None:
+        self.margin = self.ba.margin = self.vanilla.margin = margin
 
     def components(self, dist: torch.Tensor, labels: torch.Tensor, t: int, T: int) -> dict[str, torch.Tensor]:
         """Named per-part terms, already weighted: {'triplet_ba': [P], 'drpl_bh': [P]}."""

@@ -118,9 +118,6 @@ class Recipe(nn.Module):
         super().__init__()
         self.name = name
         self.parts = nn.ModuleDict(parts)
-        if "drpl" in parts:
-            parts["drpl"].ba.margin = parts["triplet"].loss.margin
-            parts["drpl"].margin = parts["triplet"].loss.margin
 
     @property
     def gsam(self) -> GSAM | None:
@@ -196,6 +193,8 @@ def build_recipe(name: str, spec: dict, num_ids: int, parts: int, channels: int)
         raise GaitflowError(f"recipes.{name}: drpl reweights the triplet loss; add a triplet component")
     if not ({"triplet", "circle", "ce"} & set(built)):
         raise GaitflowError(f"recipes.{name}: no base loss; expected at least one of: triplet, ce, circle")
+    if "drpl" in built:  # DRPL reweights the recipe's triplet: one margin for all its terms
+        built["drpl"].set_margin(built["triplet"].loss.margin)
     if "gsam" in built:
         built["gsam"].build(num_ids, parts * channels)
     return Recipe(name, built)

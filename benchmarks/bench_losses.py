@@ -1,0 +1,58 @@
+"""Time of one loss call (forward and backward) for every recipe in params.yaml.
+
+    python benchmarks/bench_losses.py [--repeat 5]
+
+Batches: CASIA-B-shaped (P=8 identities x K=16 sequences, 16 parts x 256 channels)
+and large (P=32 x K=8, 16 x 256), with logits for 74 classes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from gaitflow.config import load_params
+from gaitflow.losses.recipes import build_recipe
+
+BATCHES = {"P8xK16": (8, 16), "P32xK8": (32, 8)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--parts", type=int, default=16)
+    ap.add_argument("--channels", type=int, default=256)
+    args = ap.parse_args()
+    recipes = load_params("params.yaml")["recipes"]
+    print(f"{torch.get_num_threads()} threads; {args.parts} parts x {args.channels} channels; ms per call (forward + backward)")
+    print("| recipe | " + " | ".join(BATCHES) + " |")
+    print("| --- | " + " | ".join("---" for _ in BATCHES) + " |")
+    for name, spec in recipes.items():
+        row = []
+        for p, k in BATCHES.values():
+            torch.manual_seed(0)
+            ids = 74
+            recipe = build_recipe(name, spec, ids, args.parts, args.channels)
+            labels = torch.randperm(ids)[:p].repeat_interleave(k)
+            emb = torch.randn(p * k, args.parts, args.channels, requires_grad=True)
+            logits = torch.randn(p * k, args.parts, ids, requires_grad=True)
+            if recipe.gsam is not None:
+                recipe.gsam.initialise(torch.randn(ids * 2, args.parts * args.channels), torch.arange(ids).repeat(2))
+            recipe.train()
+
+            def call():
+                total, _ = recipe(emb, logits, labels, 10, 100)
+                total.backward()
+
+            call()
+            start = time.perf_counter()
+            for _ in range(args.repeat):
+                call()
+            row.append((time.perf_counter() - start) / args.repeat * 1e3)
+        print(f"| {name} | " + " | ".join(f"{ms:.1f}" for ms in row) + " |")
+
+
+if __name__ == "__main__":
+    main()
