@@ -2,6 +2,8 @@
 
     synth       draw a synthetic dataset in a real layout (archive by default)
     preprocess  raw silhouettes (folder or archive) -> packed dataset
+    train       one backbone x one loss recipe -> checkpoint (resumable)
+    evaluate    a trained run under the dataset's protocol -> metrics.json
     baseline    GEI + nearest neighbour under the dataset's protocol
 
 Every subcommand reads params.yaml (``--params``) with ``--set key=value``
@@ -42,6 +44,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: data/processed/<dataset>)")
     p.add_argument("--layout", help="file layout (default: the dataset's `layout`)")
     p.set_defaults(func=cmd_preprocess)
+
+    p = sub.add_parser("train", help="train one backbone with one loss recipe")
+    _common(p)
+    p.add_argument("--backbone", required=True, help="a backbone from params.yaml backbones")
+    p.add_argument("--recipe", required=True, help="a loss recipe from params.yaml recipes")
+    p.add_argument("--data", help="packed dataset folder (default: data/processed/<dataset>)")
+    p.add_argument("--out", help="run folder (default: models/<dataset>/<backbone>-<recipe>)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="force a device (default: params train.device)")
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and train from scratch")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a trained run under its dataset's protocol")
+    _common(p)
+    p.add_argument("--backbone", required=True)
+    p.add_argument("--recipe", required=True)
+    p.add_argument("--run", help="run folder (default: models/<dataset>/<backbone>-<recipe>)")
+    p.add_argument("--eval-dataset", help="evaluate on another dataset's test set and protocol (cross-dataset)")
+    p.add_argument("--data", help="packed dataset folder of the evaluation dataset")
+    p.add_argument("--out", help="metrics file (default: results/<eval dataset>/<backbone>-<recipe>/metrics.json)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("baseline", help="GEI + nearest neighbour under the dataset's protocol")
     _common(p)
@@ -90,6 +113,39 @@ def cmd_preprocess(args) -> int:
           f"({report['seconds']:.1f} s, {report['frames_per_second']:.0f} frames/s); {skipped} skipped")
     for line in report["summary_lines"]:
         print(line)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from gaitflow.train import train
+
+    params, name, spec = _load(args)
+    data = Path(args.data or f"data/processed/{name}")
+    out = Path(args.out or f"models/{name}/{args.backbone}-{args.recipe}")
+    summary = train(params, name, args.backbone, args.recipe, data, out, args.device, args.restart,
+                    progress=not args.quiet)
+    last = summary["last"]
+    loss = f", final loss {last['total']:.4f}" if "total" in last else ""
+    resumed = f" (resumed from iteration {summary['resumed_from']})" if summary["resumed_from"] else ""
+    print(f"train {args.backbone}-{args.recipe} on {name}: {summary['iterations']} iterations on "
+          f"{summary['device']}{resumed}{loss} -> {summary['checkpoint']}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from gaitflow.config import dataset_spec
+    from gaitflow.evaluate.run import evaluate
+
+    params, name, _ = _load(args)
+    eval_name, eval_spec = dataset_spec(params, args.eval_dataset or name)
+    run = Path(args.run or f"models/{name}/{args.backbone}-{args.recipe}")
+    data = Path(args.data or f"data/processed/{eval_name}")
+    suffix = "" if eval_name == name else f"@{name}"
+    out = Path(args.out or f"results/{eval_name}/{args.backbone}-{args.recipe}{suffix}/metrics.json")
+    metrics = evaluate(params, run, eval_name, eval_spec, data, out, args.device, progress=not args.quiet)
+    ranks = metrics.get("rank1") or {"rank1": metrics["retrieval"]["rank1"]}
+    summary = ", ".join(f"{c} {v:.2f}" for c, v in ranks.items())
+    print(f"evaluate {metrics['method']} on {eval_name}: rank-1 {summary} -> {out}")
     return 0
 
 

@@ -1,0 +1,236 @@
+"""One training run: a backbone trained with a loss recipe on a packed dataset.
+
+``gaitflow train --dataset D --backbone B --recipe R`` writes ``models/<D>/<B>-<R>/``:
+``checkpoint.pt`` (model, optimiser, scheduler, loss state such as the GSAM
+memory, sampler and random states, iteration), ``config.yaml`` (the resolved
+parameters) and ``train.log`` (one JSON line per logged iteration).
+
+Safe to interrupt: checkpoints are written atomically every
+``train.checkpoint_every`` iterations and at the end, and the same command
+resumes from the last one, ending with the same weights as an uninterrupted run
+on the CPU. A NaN or inf loss stops the run with one line and keeps the last
+good checkpoint. Checkpoints load with ``weights_only=True``: a checkpoint from
+elsewhere cannot run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from gaitflow.data.dataset import PackedDataset
+from gaitflow.data.sampler import PKSampler, clip_batch
+from gaitflow.data.transforms import augment
+from gaitflow.errors import GaitflowError
+from gaitflow.losses.recipes import build_recipe
+from gaitflow.models import create_model
+from gaitflow.models.base import to_channels_last
+from gaitflow.optim import build_optimizer, build_scheduler
+
+CHECKPOINT = "checkpoint.pt"
+CONFIG = "config.yaml"
+LOG = "train.log"
+
+
+def run_config(params: dict, dataset: str, backbone: str, recipe: str) -> dict:
+    """Everything that determines a run's result (written to config.yaml, hashed into the checkpoint)."""
+    if recipe not in params["recipes"]:
+        raise GaitflowError(f"--recipe {recipe!r}: not in params.yaml recipes; expected one of: "
+                            f"{', '.join(sorted(params['recipes']))}")
+    if backbone not in params["backbones"]:
+        raise GaitflowError(f"--backbone {backbone!r}: not in params.yaml backbones; expected one of: "
+                            f"{', '.join(sorted(params['backbones']))}")
+    return {"dataset": dataset, "backbone": backbone, "recipe": recipe, "seed": params["seed"],
+            "backbone_params": params["backbones"][backbone], "recipe_params": params["recipes"][recipe],
+            "train": params["train"], "preprocess": params["preprocess"]}
+
+
+def config_hash(config: dict) -> str:
+    """A device-independent digest of the run's configuration."""
+    cfg = {k: v for k, v in config.items() if k != "device"}
+    cfg["train"] = {k: v for k, v in cfg["train"].items() if k not in ("device", "threads", "log_every")}
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def resolve_device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise GaitflowError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(choice)
+
+
+def build_model(config: dict, frame_shape, num_classes: int) -> torch.nn.Module:
+    params = {"width": config["train"]["width"], **config["backbone_params"]}
+    return create_model(config["backbone"], frame_shape=tuple(frame_shape), num_classes=num_classes, **params)
+
+
+def save_atomic(obj, path: Path) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
+    """A checkpoint's tensors and plain values; refuses anything that could run code."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise GaitflowError(f"{path}: no checkpoint here; train the run first") from None
+    except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
+        raise GaitflowError(f"{path}: not a loadable gaitflow checkpoint ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:160]})") from None
+
+
+def _truncate_log(path: Path, iteration: int) -> None:
+    """Drop log lines past the checkpoint a run resumes from (they will be logged again)."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines() if line and json.loads(line).get("iteration", 0) <= iteration]
+    path.write_text("".join(line + "\n" for line in keep))
+
+
+@torch.no_grad()
+def embed(model, dataset: PackedDataset, indices: np.ndarray, device, max_frames: int = 4096,
+          progress: bool = False) -> torch.Tensor:
+    """Embeddings [len(indices), P, C] of whole sequences (all frames), batched with padding."""
+    from tqdm import tqdm
+
+    was_training = model.training
+    model.eval()
+    out = []
+    for seqs, lengths, frames in tqdm(dataset.batches(indices, max_frames), disable=not progress, desc="embed",
+                                      unit="batch"):
+        batch = torch.zeros(len(seqs), int(lengths.max()), *frames.shape[1:])
+        start = 0
+        for i, n in enumerate(lengths):
+            batch[i, :n] = torch.from_numpy(frames[start : start + n]).float().div_(255)
+            start += n
+        emb = model(batch.to(device), torch.from_numpy(lengths).to(device)).embeddings
+        out.append(emb.float().cpu())
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def train(params: dict, dataset: str, backbone: str, recipe_name: str, data_dir: Path, out_dir: Path,
+          device: str | None = None, restart: bool = False, progress: bool = True, on_log=None) -> dict:
+    """Train one run (resuming from out_dir/checkpoint.pt when there is one); returns a summary."""
+    from tqdm import tqdm
+
+    config = run_config(params, dataset, backbone, recipe_name)
+    cfg = config["train"]
+    digest = config_hash(config)
+    dev = resolve_device(device or cfg["device"])
+    if cfg["threads"]:
+        torch.set_num_threads(cfg["threads"])
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / CHECKPOINT
+
+    # ---- data, model, loss, optimiser
+    torch.manual_seed(config["seed"])
+    data = PackedDataset(data_dir)
+    train_idx = data.split("TRAIN_SET")
+    labels, subjects = data.labels(train_idx)
+    model = build_model(config, data.frame_shape, len(subjects)).to(dev)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise GaitflowError(f"--backbone {backbone}: it has no parameters to train; evaluate it directly")
+    if cfg["channels_last"]:
+        to_channels_last(model)
+    with torch.no_grad():
+        probe = model.eval()(torch.zeros(1, max(cfg["frames"], 3), *data.frame_shape, device=dev)).embeddings
+    model.train()
+    recipe = build_recipe(recipe_name, config["recipe_params"], len(subjects), probe.shape[1], probe.shape[2]).to(dev)
+    opt = build_optimizer(model.parameters(), cfg["optimizer"], cfg["lr"], cfg["momentum"], cfg["weight_decay"])
+    sched = build_scheduler(opt, cfg["warmup"], cfg["milestones"], cfg["gamma"])
+    sampler = PKSampler(labels, cfg["p"], cfg["k"], seed=config["seed"])
+    rng = np.random.default_rng(config["seed"] + 1)  # frame sampling and augmentation
+    use_amp = dev.type == "cuda" and cfg["precision"] != "fp32"
+    amp_dtype = torch.bfloat16 if cfg["precision"] == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and cfg["precision"] == "fp16")
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    # ---- resume, or start (GSAM's memory is initialised by one pass of the untrained extractor)
+    start = 0
+    if ckpt_path.exists() and not restart:
+        ckpt = load_checkpoint(ckpt_path, dev)
+        if ckpt.get("config_hash") != digest:
+            raise GaitflowError(f"{ckpt_path}: written with other parameters than this run's; "
+                                "pass --restart to train from scratch")
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        recipe.load_state_dict(ckpt["recipe"])
+        sampler.load_state_dict(ckpt["sampler"])
+        rng.bit_generator.state = ckpt["rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        scaler.load_state_dict(ckpt["scaler"])
+        start = int(ckpt["iteration"])
+        _truncate_log(out_dir / LOG, start)
+    elif recipe.gsam is not None:
+        recipe.gsam.initialise(embed(model, data, train_idx, dev, params["evaluate"]["max_frames"]).to(dev),
+                               torch.from_numpy(labels).to(dev))
+    (out_dir / CONFIG).write_text(yaml.safe_dump({**config, "subjects": subjects, "frame_shape": list(data.frame_shape)},
+                                                 sort_keys=False))
+
+    def checkpoint(iteration: int) -> None:
+        save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                     "recipe": recipe.state_dict(), "sampler": sampler.state_dict(), "rng": rng.bit_generator.state,
+                     "torch_rng": torch.get_rng_state(), "scaler": scaler.state_dict(), "iteration": iteration,
+                     "config_hash": digest, "backbone": backbone, "recipe_name": recipe_name,
+                     "subjects": subjects, "frame_shape": list(data.frame_shape)}, ckpt_path)
+
+    # ---- the loop
+    total_iters = cfg["iterations"]
+    log = open(out_dir / LOG, "a")
+    bar = tqdm(range(start, total_iters), initial=start, total=total_iters, disable=not progress,
+               desc=f"{backbone}-{recipe_name}", unit="it")
+    tick, last = time.perf_counter(), {}
+    try:
+        for it in bar:
+            pos = next(sampler)
+            clips = clip_batch(data, train_idx[pos], cfg["frames"], cfg["frame_sampling"], rng, cfg["skip"])
+            x = augment(torch.from_numpy(clips).float().div_(255), rng, **cfg["augment"])
+            x = x.pin_memory().to(dev, non_blocking=True) if dev.type == "cuda" else x
+            y = torch.from_numpy(labels[pos]).to(dev)
+            with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=use_amp):
+                out = model(x)
+            logits = None if out.logits is None else out.logits.float()
+            loss, parts = recipe(out.embeddings.float(), logits, y, it, total_iters)
+            if not torch.isfinite(loss):
+                detail = ", ".join(f"{k} {v:.4g}" for k, v in parts.items())
+                raise GaitflowError(f"iteration {it}: the loss is not finite ({detail}); "
+                                    f"the last good checkpoint is kept at {ckpt_path}")
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            done = it + 1
+            if done % cfg["log_every"] == 0 or done == total_iters:
+                now = time.perf_counter()
+                speed = cfg["log_every"] / max(now - tick, 1e-9)
+                tick = now
+                last = {"iteration": done, **parts, "lr": opt.param_groups[0]["lr"], "iterations_per_second": speed}
+                log.write(json.dumps(last) + "\n")
+                log.flush()
+                bar.set_postfix(loss=f"{parts['total']:.4f}", its=f"{speed:.2f}")
+                if on_log:
+                    on_log(last)
+            if done % cfg["checkpoint_every"] == 0 or done == total_iters:
+                checkpoint(done)
+    finally:
+        bar.close()
+        log.close()
+    if start >= total_iters:
+        last = {"iteration": start}
+    return {"checkpoint": str(ckpt_path), "iterations": total_iters, "resumed_from": start, "last": last,
+            "device": str(dev), "config_hash": digest}

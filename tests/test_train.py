@@ -1,0 +1,124 @@
+"""Training runs: reproducible, resumable after a real kill, stopped cleanly on NaN, safe checkpoints."""
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import TINY
+
+from gaitflow.cli import main
+from gaitflow.errors import GaitflowError
+from gaitflow.train import load_checkpoint
+
+TRAIN = TINY + [
+    "datasets.casiab-syn.synth.ids=6",
+    "train.p=2", "train.k=2", "train.frames=4", "train.iterations=6", "train.width=0.25",
+    "train.checkpoint_every=2", "train.log_every=1", "train.warmup=2", "train.milestones=[4]",
+    "train.threads=1",
+]
+
+
+def _sets(extra=()):
+    return [a for s in [*TRAIN, *extra] for a in ("--set", s)]
+
+
+@pytest.fixture
+def packed(project):
+    assert main(["synth", "--quiet", *_sets()]) == 0
+    assert main(["preprocess", "--quiet", *_sets()]) == 0
+    return project
+
+
+def _weights(path):
+    return load_checkpoint(path)["model"]
+
+
+def _same(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a) and a.keys() == b.keys()
+
+
+def test_same_seed_same_weights_and_evaluation(packed):
+    for out in ("a", "b"):
+        assert main(["train", "--quiet", "--backbone", "gaitset", "--recipe", "triplet+drpl+gsam",
+                     "--out", f"models/{out}", *_sets()]) == 0
+    assert _same(_weights(packed / "models/a/checkpoint.pt"), _weights(packed / "models/b/checkpoint.pt"))
+    log = [json.loads(line) for line in (packed / "models/a/train.log").read_text().splitlines()]
+    assert [r["iteration"] for r in log] == [1, 2, 3, 4, 5, 6]
+    assert {"triplet_ba", "drpl_bh", "gsam_ce", "gsam_variance", "lr", "iterations_per_second"} <= set(log[-1])
+    assert main(["evaluate", "--quiet", "--backbone", "gaitset", "--recipe", "triplet+drpl+gsam",
+                 "--run", "models/a", *_sets()]) == 0
+    metrics = json.loads((packed / "results/casiab-syn/gaitset-triplet+drpl+gsam/metrics.json").read_text())
+    assert set(metrics["rank1"]) == {"NM", "BG", "CL"} and metrics["iterations"] == 6
+    assert {"rank1", "rank5", "mAP", "mINP"} <= set(metrics["retrieval"])
+
+
+def test_resume_after_a_real_kill_ends_with_the_same_weights(packed):
+    longer = ["train.iterations=40", "train.checkpoint_every=5", "train.milestones=[30]"]
+    assert main(["train", "--quiet", "--backbone", "gaitpart", "--recipe", "triplet+gsam", "--out", "models/whole",
+                 *_sets(longer)]) == 0
+    cmd = [sys.executable, "-m", "gaitflow.cli", "train", "--quiet", "--backbone", "gaitpart", "--recipe",
+           "triplet+gsam", "--out", "models/killed", *_sets(longer)]
+    ckpt = packed / "models/killed/checkpoint.pt"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    stopped_at = load_checkpoint(ckpt)["iteration"]
+    assert 0 < stopped_at < 40, "the run must be killed part-way"
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"resumed from iteration {stopped_at}" in done.stdout
+    assert _same(_weights(packed / "models/whole/checkpoint.pt"), _weights(ckpt))
+    iterations = [json.loads(line)["iteration"] for line in (packed / "models/killed/train.log").read_text().splitlines()]
+    assert iterations == sorted(set(iterations))  # no iteration logged twice
+
+
+def test_nan_loss_stops_with_one_line_and_keeps_the_last_checkpoint(packed, monkeypatch, capsys):
+    import gaitflow.train as tr
+
+    real = tr.build_recipe
+
+    def poisoned(*args, **kwargs):
+        recipe = real(*args, **kwargs)
+        forward = recipe.forward
+
+        def nan_at_three(emb, logits, labels, t=0, T=1):
+            total, parts = forward(emb, logits, labels, t, T)
+            return (total * float("nan"), parts) if t == 3 else (total, parts)
+
+        recipe.forward = nan_at_three
+        return recipe
+
+    monkeypatch.setattr(tr, "build_recipe", poisoned)
+    rc = main(["train", "--quiet", "--backbone", "gaitset", "--recipe", "triplet", *_sets()])
+    err = capsys.readouterr().err
+    assert rc == 2 and "iteration 3: the loss is not finite (triplet" in err and err.count("\n") == 1
+    assert load_checkpoint(packed / "models/casiab-syn/gaitset-triplet/checkpoint.pt")["iteration"] == 2
+
+
+def test_checkpoint_that_would_run_code_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(pickle.dumps({"model": Evil()}))
+    with pytest.raises(GaitflowError, match="not a loadable gaitflow checkpoint"):
+        load_checkpoint(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_unknown_backbone_or_recipe_is_one_line(packed, capsys):
+    assert main(["train", "--backbone", "gaitnet", "--recipe", "triplet", *_sets()]) == 2
+    assert "--backbone 'gaitnet': not in params.yaml backbones" in capsys.readouterr().err
+    assert main(["train", "--backbone", "gaitset", "--recipe", "arcface", *_sets()]) == 2
+    assert "--recipe 'arcface': not in params.yaml recipes" in capsys.readouterr().err
