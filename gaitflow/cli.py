@@ -4,6 +4,7 @@
     preprocess  raw silhouettes (folder or archive) -> packed dataset
     train       one backbone x one loss recipe -> checkpoint (resumable)
     evaluate    a trained run under the dataset's protocol -> metrics.json
+    init-tracking  create the MLflow store once before parallel runs
     baseline    GEI + nearest neighbour under the dataset's protocol
 
 Every subcommand reads params.yaml (``--params``) with ``--set key=value``
@@ -66,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("init-tracking", help="create the MLflow store and experiments before parallel runs")
+    _common(p)
+    p.set_defaults(func=cmd_init_tracking)
+
     p = sub.add_parser("baseline", help="GEI + nearest neighbour under the dataset's protocol")
     _common(p)
     p.add_argument("--data", help="packed dataset folder (default: data/processed/<dataset>)")
@@ -117,13 +122,39 @@ def cmd_preprocess(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from gaitflow.train import train
+    from gaitflow import tracking
+    from gaitflow.plots import loss_curve
+    from gaitflow.train import CHECKPOINT, CONFIG, LOG, run_config, train
 
     params, name, spec = _load(args)
     data = Path(args.data or f"data/processed/{name}")
     out = Path(args.out or f"models/{name}/{args.backbone}-{args.recipe}")
-    summary = train(params, name, args.backbone, args.recipe, data, out, args.device, args.restart,
-                    progress=not args.quiet)
+    config = run_config(params, name, args.backbone, args.recipe)
+    tracker = tracking.Tracker(tracking.tracking_uri(params), params["tracking"]["enabled"])
+    previous = tracking.saved_run(out)
+    if previous and (out / CHECKPOINT).exists() and not args.restart:
+        tracker.attach(previous["run_id"])  # a resumed run goes on logging into its own MLflow run
+    else:
+        tracker.start(name, f"{args.backbone}-{args.recipe}", config,
+                      {"backbone": args.backbone, "recipe": args.recipe, "dataset": name,
+                       "data_version": tracking.data_version(data) if data.exists() else "missing",
+                       **tracking.git_state()})
+    out.mkdir(parents=True, exist_ok=True)
+    tracker.save(out)
+    try:
+        summary = train(params, name, args.backbone, args.recipe, data, out, args.device, args.restart,
+                        progress=not args.quiet, on_log=lambda rec: tracker.log_metrics(rec, rec["iteration"]))
+    except BaseException:
+        tracker.end("FAILED")
+        raise
+    ckpt = Path(summary["checkpoint"])
+    tracker.set_tags({"device": summary["device"], "checkpoint": str(ckpt.resolve()),
+                      "checkpoint_sha256": tracking.file_digest(ckpt)})
+    if (out / LOG).exists() and (out / LOG).stat().st_size:
+        tracker.log_artifact(loss_curve(out / LOG, out / "loss_curve.png"))
+    for f in (CONFIG, LOG):
+        tracker.log_artifact(out / f)
+    tracker.end()
     last = summary["last"]
     loss = f", final loss {last['total']:.4f}" if "total" in last else ""
     resumed = f" (resumed from iteration {summary['resumed_from']})" if summary["resumed_from"] else ""
@@ -133,8 +164,10 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from gaitflow import tracking
     from gaitflow.config import dataset_spec
     from gaitflow.evaluate.run import evaluate
+    from gaitflow.plots import view_heatmap
 
     params, name, _ = _load(args)
     eval_name, eval_spec = dataset_spec(params, args.eval_dataset or name)
@@ -143,9 +176,34 @@ def cmd_evaluate(args) -> int:
     suffix = "" if eval_name == name else f"@{name}"
     out = Path(args.out or f"results/{eval_name}/{args.backbone}-{args.recipe}{suffix}/metrics.json")
     metrics = evaluate(params, run, eval_name, eval_spec, data, out, args.device, progress=not args.quiet)
+    tracker = tracking.Tracker(tracking.tracking_uri(params), params["tracking"]["enabled"])
+    previous = tracking.saved_run(run)
+    if previous:
+        tracker.attach(previous["run_id"])  # evaluation lands in its training run
+    else:
+        tracker.start(name, f"{args.backbone}-{args.recipe}", {}, {"backbone": args.backbone, "recipe": args.recipe,
+                                                                  "evaluated_only": "true"})
+    flat = {f"{eval_name}/rank1/{c}": v for c, v in metrics.get("rank1", {}).items()}
+    flat.update({f"{eval_name}/retrieval/{k}": v for k, v in metrics["retrieval"].items()})
+    tracker.log_metrics(flat)
+    tracker.log_artifact(out, f"evaluation/{eval_name}")
+    if metrics.get("matrix"):
+        tracker.log_artifact(view_heatmap(metrics, out.with_name("rank1_by_view.png")), f"evaluation/{eval_name}")
+    if not previous:
+        tracker.end()
     ranks = metrics.get("rank1") or {"rank1": metrics["retrieval"]["rank1"]}
     summary = ", ".join(f"{c} {v:.2f}" for c, v in ranks.items())
     print(f"evaluate {metrics['method']} on {eval_name}: rank-1 {summary} -> {out}")
+    return 0
+
+
+def cmd_init_tracking(args) -> int:
+    from gaitflow import tracking
+
+    params = _load(args)[0]
+    uri = tracking.tracking_uri(params)
+    tracking.init_store(uri, [tracking.experiment_name(d) for d in sorted(params["datasets"])])
+    print(f"init-tracking: {uri} is ready ({len(params['datasets'])} experiments)")
     return 0
 
 

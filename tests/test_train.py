@@ -21,7 +21,7 @@ TRAIN = TINY + [
     "datasets.casiab-syn.synth.ids=6",
     "train.p=2", "train.k=2", "train.frames=4", "train.iterations=6", "train.width=0.25",
     "train.checkpoint_every=2", "train.log_every=1", "train.warmup=2", "train.milestones=[4]",
-    "train.threads=1",
+    "train.threads=1", "tracking.enabled=false",
 ]
 
 
