@@ -124,13 +124,14 @@ def cmd_preprocess(args) -> int:
 def cmd_train(args) -> int:
     from gaitflow import tracking
     from gaitflow.plots import loss_curve
-    from gaitflow.train import CHECKPOINT, CONFIG, LOG, run_config, train
+    from gaitflow.train import CHECKPOINT, CONFIG, LOG, distributed, run_config, train
 
     params, name, spec = _load(args)
     data = Path(args.data or f"data/processed/{name}")
     out = Path(args.out or f"models/{name}/{args.backbone}-{args.recipe}")
     config = run_config(params, name, args.backbone, args.recipe)
-    tracker = tracking.Tracker(tracking.tracking_uri(params), params["tracking"]["enabled"])
+    rank = distributed()[0]
+    tracker = tracking.Tracker(tracking.tracking_uri(params), params["tracking"]["enabled"] and rank == 0)
     previous = tracking.saved_run(out)
     if previous and (out / CHECKPOINT).exists() and not args.restart:
         tracker.attach(previous["run_id"])  # a resumed run goes on logging into its own MLflow run
@@ -140,13 +141,16 @@ def cmd_train(args) -> int:
                        "data_version": tracking.data_version(data) if data.exists() else "missing",
                        **tracking.git_state()})
     out.mkdir(parents=True, exist_ok=True)
-    tracker.save(out)
+    if rank == 0:
+        tracker.save(out)
     try:
         summary = train(params, name, args.backbone, args.recipe, data, out, args.device, args.restart,
                         progress=not args.quiet, on_log=lambda rec: tracker.log_metrics(rec, rec["iteration"]))
     except BaseException:
         tracker.end("FAILED")
         raise
+    if rank != 0:
+        return 0
     ckpt = Path(summary["checkpoint"])
     tracker.set_tags({"device": summary["device"], "checkpoint": str(ckpt.resolve()),
                       "checkpoint_sha256": tracking.file_digest(ckpt)})

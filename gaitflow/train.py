@@ -67,6 +67,23 @@ def resolve_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
+def distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank) under torchrun; (0, 1, 0) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def gather(x: torch.Tensor, world: int) -> torch.Tensor:
+    """Concatenate every process's slice of the batch; the local slice keeps its gradient, and the
+    backward sums each slice's gradient over processes, so DDP's averaging gives the true gradient
+    of the loss on the global batch."""
+    if world == 1:
+        return x
+    import torch.distributed.nn.functional as dist_fn
+
+    return torch.cat(dist_fn.all_gather(x))
+
+
 def build_model(config: dict, frame_shape, num_classes: int) -> torch.nn.Module:
     params = {"width": config["train"]["width"], **config["backbone_params"]}
     return create_model(config["backbone"], frame_shape=tuple(frame_shape), num_classes=num_classes, **params)
@@ -128,6 +145,18 @@ def train(params: dict, dataset: str, backbone: str, recipe_name: str, data_dir:
     cfg = config["train"]
     digest = config_hash(config)
     dev = resolve_device(device or cfg["device"])
+    rank, world, local_rank = distributed()
+    if world > 1:  # several processes under torchrun: DistributedDataParallel
+        import torch.distributed as dist
+
+        if (cfg["p"] * cfg["k"]) % world:
+            raise GaitflowError(f"train.p x train.k = {cfg['p'] * cfg['k']} must divide by the {world} processes")
+        if dev.type == "cuda":
+            dev = torch.device("cuda", local_rank)
+            torch.cuda.set_device(dev)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    progress = progress and rank == 0
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
     out_dir = Path(out_dir)
@@ -150,8 +179,13 @@ def train(params: dict, dataset: str, backbone: str, recipe_name: str, data_dir:
     recipe = build_recipe(recipe_name, config["recipe_params"], len(subjects), probe.shape[1], probe.shape[2]).to(dev)
     opt = build_optimizer(model.parameters(), cfg["optimizer"], cfg["lr"], cfg["momentum"], cfg["weight_decay"])
     sched = build_scheduler(opt, cfg["warmup"], cfg["milestones"], cfg["gamma"])
-    sampler = PKSampler(labels, cfg["p"], cfg["k"], seed=config["seed"])
-    rng = np.random.default_rng(config["seed"] + 1)  # frame sampling and augmentation
+    sampler = PKSampler(labels, cfg["p"], cfg["k"], seed=config["seed"])  # the same global batches on every rank
+    rng = np.random.default_rng(config["seed"] + 1 + rank)  # frame sampling and augmentation of this rank's slice
+    net = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     use_amp = dev.type == "cuda" and cfg["precision"] != "fp32"
     amp_dtype = torch.bfloat16 if cfg["precision"] == "bf16" else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and cfg["precision"] == "fp16")
@@ -178,10 +212,13 @@ def train(params: dict, dataset: str, backbone: str, recipe_name: str, data_dir:
     elif recipe.gsam is not None:
         recipe.gsam.initialise(embed(model, data, train_idx, dev, params["evaluate"]["max_frames"]).to(dev),
                                torch.from_numpy(labels).to(dev))
-    (out_dir / CONFIG).write_text(yaml.safe_dump({**config, "subjects": subjects, "frame_shape": list(data.frame_shape)},
-                                                 sort_keys=False))
+    if rank == 0:
+            (out_dir / CONFIG).write_text(yaml.safe_dump({**config, "subjects": subjects,
+                                                      "frame_shape": list(data.frame_shape)}, sort_keys=False))
 
     def checkpoint(iteration: int) -> None:
+        if rank != 0:
+            return
         save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                      "recipe": recipe.state_dict(), "sampler": sampler.state_dict(), "rng": rng.bit_generator.state,
                      "torch_rng": torch.get_rng_state(), "scaler": scaler.state_dict(), "iteration": iteration,
@@ -190,21 +227,22 @@ def train(params: dict, dataset: str, backbone: str, recipe_name: str, data_dir:
 
     # ---- the loop
     total_iters = cfg["iterations"]
-    log = open(out_dir / LOG, "a")
+    log = open(out_dir / LOG, "a") if rank == 0 else open(os.devnull, "w")
     bar = tqdm(range(start, total_iters), initial=start, total=total_iters, disable=not progress,
                desc=f"{backbone}-{recipe_name}", unit="it")
     tick, last = time.perf_counter(), {}
     try:
         for it in bar:
-            pos = next(sampler)
+            pos = next(sampler)[rank::world]  # this process's slice of the global P x K batch
             clips = clip_batch(data, train_idx[pos], cfg["frames"], cfg["frame_sampling"], rng, cfg["skip"])
             x = augment(torch.from_numpy(clips).float().div_(255), rng, **cfg["augment"])
             x = x.pin_memory().to(dev, non_blocking=True) if dev.type == "cuda" else x
-            y = torch.from_numpy(labels[pos]).to(dev)
+            y = gather(torch.from_numpy(labels[pos]).to(dev), world)
             with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=use_amp):
-                out = model(x)
-            logits = None if out.logits is None else out.logits.float()
-            loss, parts = recipe(out.embeddings.float(), logits, y, it, total_iters)
+                out = net(x)
+            emb = gather(out.embeddings.float(), world)
+            logits = None if out.logits is None else gather(out.logits.float(), world)
+            loss, parts = recipe(emb, logits, y, it, total_iters)
             if not torch.isfinite(loss):
                 detail = ", ".join(f"{k} {v:.4g}" for k, v in parts.items())
                 raise GaitflowError(f"iteration {it}: the loss is not finite ({detail}); "
@@ -230,7 +268,12 @@ def train(params: dict, dataset: str, backbone: str, recipe_name: str, data_dir:
     finally:
         bar.close()
         log.close()
+        if world > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
     if start >= total_iters:
         last = {"iteration": start}
     return {"checkpoint": str(ckpt_path), "iterations": total_iters, "resumed_from": start, "last": last,
-            "device": str(dev), "config_hash": digest}
+            "device": str(dev), "config_hash": digest, "rank": rank, "world_size": world}

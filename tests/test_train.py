@@ -122,3 +122,15 @@ def test_unknown_backbone_or_recipe_is_one_line(packed, capsys):
     assert "--backbone 'gaitnet': not in params.yaml backbones" in capsys.readouterr().err
     assert main(["train", "--backbone", "gaitset", "--recipe", "arcface", *_sets()]) == 2
     assert "--recipe 'arcface': not in params.yaml recipes" in capsys.readouterr().err
+
+
+def test_two_processes_under_torchrun_train_with_gloo(packed):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "gaitflow.cli", "train", "--quiet", "--backbone", "gaitset", "--recipe", "triplet+gsam",
+           "--out", "models/ddp", *_sets()]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.count("train gaitset-triplet+gsam") == 1  # rank 0 reports
+    ckpt = load_checkpoint(packed / "models/ddp/checkpoint.pt")
+    assert ckpt["iteration"] == 6
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
