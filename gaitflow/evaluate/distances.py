@@ -32,30 +32,42 @@ def _prepare(x: np.ndarray, metric: str) -> np.ndarray:
     return x
 
 
-def _chunks(probe: np.ndarray, gallery: np.ndarray, metric: str, chunk: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(start, distances [c, m]) for consecutive chunks of probes."""
+def _chunks(probe: np.ndarray, gallery: np.ndarray, metric: str, chunk: int,
+            tile: int = 4096) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, distances [c, m]) for consecutive chunks of probes.
+
+    Euclidean: for each gallery tile, the per-part squared distances come from one
+    matrix product per part (``-2 x.y`` with the squared norms added in place), then
+    clamp, sqrt and accumulate in place, so the elementwise passes stay in cache and
+    run on every core (torch), not once per full-size matrix.
+    """
+    import torch
+
     parts = probe.shape[1]
+    g = torch.from_numpy(np.ascontiguousarray(gallery))
     if metric == "cosine":
-        g = gallery.reshape(len(gallery), -1).T.copy()
+        gt = g.reshape(len(g), -1).T.contiguous()
         for s in range(0, len(probe), chunk):
-            sim = probe[s : s + chunk].reshape(-1, g.shape[0]) @ g
-            yield s, 1.0 - sim / parts
+            sim = torch.from_numpy(np.ascontiguousarray(probe[s : s + chunk])).reshape(-1, gt.shape[0]) @ gt
+            yield s, (1.0 - sim / parts).numpy()
         return
-    g_parts = [np.ascontiguousarray(gallery[:, p, :].T) for p in range(parts)]
-    g_norms = [(gallery[:, p, :] ** 2).sum(-1) for p in range(parts)]
+    g_parts = [g[:, p, :].T.contiguous() for p in range(parts)]  # [C, m] per part
+    g_norms = [(g[:, p, :] ** 2).sum(-1) for p in range(parts)]
     for s in range(0, len(probe), chunk):
-        block = probe[s : s + chunk]
-        acc = np.zeros((len(block), len(gallery)), np.float32)
-        for p in range(parts):
-            x = block[:, p, :]
-            d2 = x @ g_parts[p]
-            d2 *= -2
-            d2 += (x**2).sum(-1)[:, None]
-            d2 += g_norms[p][None, :]
-            np.maximum(d2, 0, out=d2)
-            acc += np.sqrt(d2, out=d2)
-        acc /= parts
-        yield s, acc
+        x = torch.from_numpy(np.ascontiguousarray(probe[s : s + chunk]))
+        x_parts = [x[:, p, :].contiguous() for p in range(parts)]
+        x_norms = [(xp**2).sum(-1, keepdim=True) for xp in x_parts]
+        out = torch.empty(len(x), len(g))
+        for t0 in range(0, len(g), tile):
+            t1 = min(t0 + tile, len(g))
+            acc = out[:, t0:t1]
+            acc.zero_()
+            for p in range(parts):
+                d2 = torch.addmm(g_norms[p][t0:t1].expand(len(x), -1), x_parts[p], g_parts[p][:, t0:t1], alpha=-2)
+                d2.add_(x_norms[p]).clamp_(min=0).sqrt_()
+                acc.add_(d2)
+            acc.div_(parts)
+        yield s, out.numpy()
 
 
 def pairwise_distance(probe: np.ndarray, gallery: np.ndarray, metric: str = "euclidean", chunk: int = 2048) -> np.ndarray:
