@@ -48,7 +48,7 @@ def main() -> None:
     emb = np.empty((len(subjects), p, c), np.float32)
     for i in range(n_ids):  # identity centre + per-sequence noise, built in place to keep memory low
         emb[i * 28 : (i + 1) * 28] = rng.standard_normal((1, p, c), dtype=np.float32) + \
-            1.2 * rng.standard_normal((28, p, c), dtype=np.float32)
+            3.0 * rng.standard_normal((28, p, c), dtype=np.float32)
     peak_rate = sgemm_rate()
     start = time.perf_counter()
     result = cross_view_rank1(emb, subjects, types, views, ["01"], {"NM": ["00"]}, args.metric)

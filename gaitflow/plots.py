@@ -20,7 +20,7 @@ def loss_curve(train_log: Path, out: Path) -> Path:
     rows = [json.loads(line) for line in Path(train_log).read_text().splitlines() if line]
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    skip = {"iteration", "lr", "iterations_per_second", "waveloss_l", "gsam_gamma"}
+    skip = {"iteration", "lr", "iterations_per_second", "data_share", "waveloss_l", "gsam_gamma"}
     keys = [k for k in rows[0] if k not in skip] if rows else []
     for k in keys:
         ax.plot([r["iteration"] for r in rows], [r[k] for r in rows], label=k, lw=2 if k == "total" else 1)

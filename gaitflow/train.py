@@ -230,13 +230,15 @@ def train(params: dict, dataset: str, backbone: str, recipe_name: str, data_dir:
     log = open(out_dir / LOG, "a") if rank == 0 else open(os.devnull, "w")
     bar = tqdm(range(start, total_iters), initial=start, total=total_iters, disable=not progress,
                desc=f"{backbone}-{recipe_name}", unit="it")
-    tick, last = time.perf_counter(), {}
+    tick, last, data_time = time.perf_counter(), {}, 0.0
     try:
         for it in bar:
+            fetch = time.perf_counter()
             pos = next(sampler)[rank::world]  # this process's slice of the global P x K batch
             clips = clip_batch(data, train_idx[pos], cfg["frames"], cfg["frame_sampling"], rng, cfg["skip"])
             x = augment(torch.from_numpy(clips).float().div_(255), rng, **cfg["augment"])
             x = x.pin_memory().to(dev, non_blocking=True) if dev.type == "cuda" else x
+            data_time += time.perf_counter() - fetch
             y = gather(torch.from_numpy(labels[pos]).to(dev), world)
             with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=use_amp):
                 out = net(x)
@@ -256,8 +258,10 @@ def train(params: dict, dataset: str, backbone: str, recipe_name: str, data_dir:
             if done % cfg["log_every"] == 0 or done == total_iters:
                 now = time.perf_counter()
                 speed = cfg["log_every"] / max(now - tick, 1e-9)
-                tick = now
-                last = {"iteration": done, **parts, "lr": opt.param_groups[0]["lr"], "iterations_per_second": speed}
+                share = data_time / max(now - tick, 1e-9)  # of the step time spent preparing batches
+                tick, data_time = now, 0.0
+                last = {"iteration": done, **parts, "lr": opt.param_groups[0]["lr"], "iterations_per_second": speed,
+                        "data_share": share}
                 log.write(json.dumps(last) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{parts['total']:.4f}", its=f"{speed:.2f}")

@@ -51,7 +51,8 @@ def test_same_seed_same_weights_and_evaluation(packed):
     assert _same(_weights(packed / "models/a/checkpoint.pt"), _weights(packed / "models/b/checkpoint.pt"))
     log = [json.loads(line) for line in (packed / "models/a/train.log").read_text().splitlines()]
     assert [r["iteration"] for r in log] == [1, 2, 3, 4, 5, 6]
-    assert {"triplet_ba", "drpl_bh", "gsam_ce", "gsam_variance", "lr", "iterations_per_second"} <= set(log[-1])
+    assert {"triplet_ba", "drpl_bh", "gsam_ce", "gsam_variance", "lr", "iterations_per_second", "data_share"} <= set(log[-1])
+    assert 0 < log[-1]["data_share"] < 1
     assert main(["evaluate", "--quiet", "--backbone", "gaitset", "--recipe", "triplet+drpl+gsam",
                  "--run", "models/a", *_sets()]) == 0
     metrics = json.loads((packed / "results/casiab-syn/gaitset-triplet+drpl+gsam/metrics.json").read_text())
