@@ -23,3 +23,15 @@ def test_rank_map_minp_by_hand():
 def test_probes_without_a_match_are_left_out():
     m = retrieval_metrics(np.array([[0.1, 0.2]]), np.array(["Z"]), np.array(["A", "B"]))
     assert m["probes"] == 0
+
+
+def test_chunked_retrieval_equals_the_full_matrix():
+    from gaitflow.evaluate.distances import pairwise_distance
+    from gaitflow.evaluate.retrieval import retrieval
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(60, 3, 4)).astype(np.float32)
+    subjects = np.repeat(np.arange(12), 5).astype(str)
+    probe, gallery = np.arange(0, 60, 2), np.arange(1, 60, 2)
+    full = retrieval_metrics(pairwise_distance(emb[probe], emb[gallery]), subjects[probe], subjects[gallery])
+    assert retrieval(emb, subjects, probe, gallery, chunk=7) == pytest.approx(full)

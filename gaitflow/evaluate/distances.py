@@ -23,73 +23,88 @@ def _check(metric: str) -> None:
         raise ValueError(f"metric {metric!r}: expected one of {METRICS}")
 
 
-def _prepare(x: np.ndarray, metric: str) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 2:
-        x = x[:, None, :]
-    if metric == "cosine":
-        x = x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-    return x
+def _as_parts(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    return x[:, None, :] if x.ndim == 2 else x
 
 
-def _chunks(probe: np.ndarray, gallery: np.ndarray, metric: str, chunk: int,
-            tile: int = 4096) -> Iterator[tuple[int, np.ndarray]]:
-    """(start, distances [c, m]) for consecutive chunks of probes.
+def _part(x: np.ndarray, rows: np.ndarray, p: int, metric: str):
+    """Rows of one part as float32 torch [n, C], L2-normalised for cosine."""
+    import torch
 
-    Euclidean: for each gallery tile, the per-part squared distances come from one
-    matrix product per part (``-2 x.y`` with the squared norms added in place), then
-    clamp, sqrt and accumulate in place, so the elementwise passes stay in cache and
-    run on every core (torch), not once per full-size matrix.
+    out = torch.from_numpy(np.ascontiguousarray(x[rows, p], dtype=np.float32))
+    return torch.nn.functional.normalize(out, dim=1) if metric == "cosine" else out
+
+
+def distance_chunks(probe: np.ndarray, gallery: np.ndarray, metric: str, chunk: int = 1024, tile: int = 4096,
+                    probe_rows: np.ndarray | None = None,
+                    gallery_rows: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, distances [c, m]) for consecutive chunks of probe rows against all gallery rows.
+
+    probe / gallery are [N, P, C] arrays (possibly the same one) and the *_rows select from
+    them, so no copy of either set is made. The gallery is held once, transposed per part.
+    Euclidean: for each gallery tile, the per-part squared distances come from one matrix
+    product per part (``-2 x.y`` with the squared norms added in place), then clamp, sqrt
+    and accumulate in place, so the elementwise passes stay in cache and run on every core.
+    Cosine: parts are normalised and one product of the flattened parts gives the mean similarity.
     """
     import torch
 
-    parts = probe.shape[1]
-    g = torch.from_numpy(np.ascontiguousarray(gallery))
+    _check(metric)
+    probe, gallery = _as_parts(probe), _as_parts(gallery)
+    pr = np.arange(len(probe)) if probe_rows is None else np.asarray(probe_rows)
+    gr = np.arange(len(gallery)) if gallery_rows is None else np.asarray(gallery_rows)
+    parts, m = probe.shape[1], len(gr)
+    g_parts = [_part(gallery, gr, p, metric).T.contiguous() for p in range(parts)]  # [C, m] each
     if metric == "cosine":
-        gt = g.reshape(len(g), -1).T.contiguous()
-        for s in range(0, len(probe), chunk):
-            sim = torch.from_numpy(np.ascontiguousarray(probe[s : s + chunk])).reshape(-1, gt.shape[0]) @ gt
-            yield s, (1.0 - sim / parts).numpy()
+        gt = torch.cat(g_parts)  # [P*C, m]
+        del g_parts
+        for s in range(0, len(pr), chunk):
+            rows = pr[s : s + chunk]
+            x = torch.cat([_part(probe, rows, p, metric) for p in range(parts)], dim=1)
+            yield s, (1.0 - (x @ gt) / parts).numpy()
         return
-    g_parts = [g[:, p, :].T.contiguous() for p in range(parts)]  # [C, m] per part
-    g_norms = [(g[:, p, :] ** 2).sum(-1) for p in range(parts)]
-    for s in range(0, len(probe), chunk):
-        x = torch.from_numpy(np.ascontiguousarray(probe[s : s + chunk]))
-        x_parts = [x[:, p, :].contiguous() for p in range(parts)]
+    g_norms = [(g**2).sum(0) for g in g_parts]
+    for s in range(0, len(pr), chunk):
+        rows = pr[s : s + chunk]
+        x_parts = [_part(probe, rows, p, metric) for p in range(parts)]
         x_norms = [(xp**2).sum(-1, keepdim=True) for xp in x_parts]
-        out = torch.empty(len(x), len(g))
-        for t0 in range(0, len(g), tile):
-            t1 = min(t0 + tile, len(g))
+        out = torch.empty(len(rows), m)
+        for t0 in range(0, m, tile):
+            t1 = min(t0 + tile, m)
             acc = out[:, t0:t1]
             acc.zero_()
             for p in range(parts):
-                d2 = torch.addmm(g_norms[p][t0:t1].expand(len(x), -1), x_parts[p], g_parts[p][:, t0:t1], alpha=-2)
+                d2 = torch.addmm(g_norms[p][t0:t1].expand(len(rows), -1), x_parts[p], g_parts[p][:, t0:t1], alpha=-2)
                 d2.add_(x_norms[p]).clamp_(min=0).sqrt_()
                 acc.add_(d2)
             acc.div_(parts)
         yield s, out.numpy()
 
 
-def pairwise_distance(probe: np.ndarray, gallery: np.ndarray, metric: str = "euclidean", chunk: int = 2048) -> np.ndarray:
+def prepared_chunks(probe: np.ndarray, gallery: np.ndarray, metric: str = "euclidean", chunk: int = 1024,
+                    probe_rows=None, gallery_rows=None) -> Iterator[tuple[int, np.ndarray]]:
+    """distance_chunks under the public name, for consumers that reduce each chunk."""
+    yield from distance_chunks(probe, gallery, metric, chunk, probe_rows=probe_rows, gallery_rows=gallery_rows)
+
+
+def pairwise_distance(probe: np.ndarray, gallery: np.ndarray, metric: str = "euclidean", chunk: int = 1024) -> np.ndarray:
     """Full distance matrix [n, m] between [n, P, C] and [m, P, C] embeddings ([n, C] is one part)."""
-    _check(metric)
-    probe, gallery = _prepare(probe, metric), _prepare(gallery, metric)
     out = np.empty((len(probe), len(gallery)), np.float32)
-    for s, d in _chunks(probe, gallery, metric, chunk):
+    for s, d in distance_chunks(probe, gallery, metric, chunk):
         out[s : s + len(d)] = d
     return out
 
 
 def nearest_in_groups(probe: np.ndarray, gallery: np.ndarray, groups: Sequence[np.ndarray],
-                      metric: str = "euclidean", chunk: int = 2048) -> np.ndarray:
-    """For every probe and every group of gallery columns, the gallery index of the nearest one.
+                      metric: str = "euclidean", chunk: int = 1024, probe_rows=None, gallery_rows=None) -> np.ndarray:
+    """For every probe row and every group of gallery positions, the gallery position of the nearest one.
 
     Returns int64 [n, len(groups)], -1 where a group is empty. The full matrix is never held.
     """
-    _check(metric)
-    probe, gallery = _prepare(probe, metric), _prepare(gallery, metric)
-    out = np.full((len(probe), len(groups)), -1, np.int64)
-    for s, d in _chunks(probe, gallery, metric, chunk):
+    n = len(probe) if probe_rows is None else len(probe_rows)
+    out = np.full((n, len(groups)), -1, np.int64)
+    for s, d in distance_chunks(probe, gallery, metric, chunk, probe_rows=probe_rows, gallery_rows=gallery_rows):
         for g, cols in enumerate(groups):
             if len(cols):
                 out[s : s + len(d), g] = np.asarray(cols)[np.argmin(d[:, cols], axis=1)]

@@ -35,7 +35,7 @@ def cross_view_rank1(embeddings: np.ndarray, subjects: np.ndarray, types: np.nda
         probe = np.flatnonzero(np.isin(types, probe_types))
         if len(probe) == 0 or len(gal) == 0:
             continue
-        nearest = nearest_in_groups(embeddings[probe], embeddings[gal], groups, metric)
+        nearest = nearest_in_groups(embeddings, embeddings, groups, metric, probe_rows=probe, gallery_rows=gal)
         hit = np.where(nearest >= 0, subjects[gal][np.maximum(nearest, 0)] == subjects[probe][:, None], False)
         matrix = np.full((len(all_views), len(all_views)), np.nan)
         for a, v1 in enumerate(all_views):

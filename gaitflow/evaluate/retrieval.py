@@ -11,31 +11,45 @@ from __future__ import annotations
 
 import numpy as np
 
-from gaitflow.evaluate.distances import pairwise_distance
+from gaitflow.evaluate.distances import prepared_chunks
+
+
+def _per_probe(distances: np.ndarray, probe_ids: np.ndarray, gallery_ids: np.ndarray, ranks) -> dict:
+    """Per-probe first-match rank, AP and INP of the probes that have a match."""
+    order = np.argsort(distances, axis=1, kind="stable")
+    matches = gallery_ids[order] == np.asarray(probe_ids)[:, None]  # [n, m] in rank order
+    matches = matches[matches.any(1)]
+    cum = np.cumsum(matches, 1)
+    positions = np.arange(1, matches.shape[1] + 1)
+    last = matches.shape[1] - 1 - np.argmax(matches[:, ::-1], 1)
+    return {"first": matches.argmax(1), "ap": (cum / positions * matches).sum(1) / matches.sum(1),
+            "inp": matches.sum(1) / (last + 1)}
+
+
+def _summarise(per: dict, ranks) -> dict:
+    n = len(per["first"])
+    if not n:
+        return {"probes": 0, **{f"rank{k}": float("nan") for k in ranks}, "mAP": float("nan"), "mINP": float("nan")}
+    out = {"probes": int(n)}
+    out.update({f"rank{k}": float(100 * (per["first"] < k).mean()) for k in ranks})
+    out.update({"mAP": float(100 * per["ap"].mean()), "mINP": float(100 * per["inp"].mean())})
+    return out
 
 
 def retrieval_metrics(distances: np.ndarray, probe_ids: np.ndarray, gallery_ids: np.ndarray,
                       ranks=(1, 5, 10)) -> dict:
-    order = np.argsort(distances, axis=1, kind="stable")
-    matches = gallery_ids[order] == np.asarray(probe_ids)[:, None]  # [n, m] in rank order
-    valid = matches.any(1)
-    matches = matches[valid]
-    if not len(matches):
-        return {"probes": 0, **{f"rank{k}": float("nan") for k in ranks}, "mAP": float("nan"), "mINP": float("nan")}
-    first = matches.argmax(1)
-    cum = np.cumsum(matches, 1)
-    positions = np.arange(1, matches.shape[1] + 1)
-    ap = (cum / positions * matches).sum(1) / matches.sum(1)
-    last = matches.shape[1] - 1 - np.argmax(matches[:, ::-1], 1)
-    inp = matches.sum(1) / (last + 1)
-    out = {"probes": int(len(matches))}
-    out.update({f"rank{k}": float(100 * (first < k).mean()) for k in ranks})
-    out.update({"mAP": float(100 * ap.mean()), "mINP": float(100 * inp.mean())})
-    return out
+    """Metrics from a full probe x gallery distance matrix."""
+    return _summarise(_per_probe(distances, probe_ids, gallery_ids, ranks), ranks)
 
 
 def retrieval(embeddings: np.ndarray, subjects: np.ndarray, probe: np.ndarray, gallery: np.ndarray,
-              metric: str = "euclidean") -> dict:
-    """Retrieval metrics of probe rows against gallery rows of one embedding matrix."""
-    d = pairwise_distance(embeddings[probe], embeddings[gallery], metric)
-    return retrieval_metrics(d, subjects[probe], subjects[gallery])
+              metric: str = "euclidean", ranks=(1, 5, 10), chunk: int = 1024) -> dict:
+    """Retrieval metrics of probe rows against gallery rows of one embedding matrix, a chunk of
+    probes at a time (the full matrix is never held)."""
+    parts = {"first": [], "ap": [], "inp": []}
+    gallery_ids = subjects[gallery]
+    for start, d in prepared_chunks(embeddings, embeddings, metric, chunk, probe_rows=probe, gallery_rows=gallery):
+        per = _per_probe(d, subjects[probe][start : start + len(d)], gallery_ids, ranks)
+        for k in parts:
+            parts[k].append(per[k])
+    return _summarise({k: np.concatenate(v) if v else np.array([]) for k, v in parts.items()}, ranks)
