@@ -135,3 +135,12 @@ def test_two_processes_under_torchrun_train_with_gloo(packed):
     ckpt = load_checkpoint(packed / "models/ddp/checkpoint.pt")
     assert ckpt["iteration"] == 6
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+def test_evaluate_refuses_a_broken_run_folder(project, capsys):
+    run = project / "models/casiab-syn/gaitset-triplet"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("dataset: casiab-syn\n")
+    assert main(["evaluate", "--backbone", "gaitset", "--recipe", "triplet", *_sets()]) == 2
+    err = capsys.readouterr().err
+    assert "config.yaml: not a gaitflow run configuration" in err and err.count("\n") == 1

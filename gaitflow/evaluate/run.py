@@ -48,6 +48,12 @@ def evaluate(params: dict, run_dir: Path, eval_name: str, eval_spec: dict, data_
         config = yaml.safe_load((run_dir / CONFIG).read_text())
     except FileNotFoundError:
         raise GaitflowError(f"{run_dir / CONFIG}: not found; train this run first (gaitflow train)") from None
+    except yaml.YAMLError:
+        config = None
+    needed = ("dataset", "backbone", "recipe", "train", "backbone_params", "subjects", "frame_shape")
+    if not isinstance(config, dict) or any(k not in config for k in needed):
+        raise GaitflowError(f"{run_dir / CONFIG}: not a gaitflow run configuration (expected the keys "
+                            f"{', '.join(needed)}); train this run again")
     dev = resolve_device(device or params["train"]["device"])
     ckpt = load_checkpoint(run_dir / CHECKPOINT, dev)
     data = PackedDataset(data_dir)
