@@ -84,6 +84,49 @@ def gather(x: torch.Tensor, world: int) -> torch.Tensor:
     return torch.cat(dist_fn.all_gather(x))
 
 
+def batch_stream(data, train_idx, labels, sampler, rng, cfg, rank: int, world: int, device: torch.device,
+                 prefetch: bool):
+    """Training batches (x, y, pos, state_after): `state_after` is the sampler and random state right
+    after drawing the batch, which is what a checkpoint taken after its step must hold to resume
+    exactly. With `prefetch` (CUDA) a background thread prepares the next batch in pinned memory
+    while the GPU computes."""
+    import queue
+    import threading
+
+    def make():
+        pos = next(sampler)[rank::world]  # this process's slice of the global P x K batch
+        clips = clip_batch(data, train_idx[pos], cfg["frames"], cfg["frame_sampling"], rng, cfg["skip"])
+        x = augment(torch.from_numpy(clips).float().div_(255), rng, **cfg["augment"])
+        state = {"sampler": sampler.state_dict(), "rng": rng.bit_generator.state}
+        if device.type == "cuda":
+            x = x.pin_memory()
+        return x, torch.from_numpy(labels[pos]), pos, state
+
+    if not prefetch:
+        while True:
+            yield make()
+    ready: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def produce():
+        while not stop.is_set():
+            item = make()
+            while not stop.is_set():
+                try:
+                    ready.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
+    worker = threading.Thread(target=produce, daemon=True)
+    worker.start()
+    try:
+        while True:
+            yield ready.get()
+    finally:
+        stop.set()
+
+
 def build_model(config: dict, frame_shape, num_classes: int) -> torch.nn.Module:
     params = {"width": config["train"]["width"], **config["backbone_params"]}
     return create_model(config["backbone"], frame_shape=tuple(frame_shape), num_classes=num_classes, **params)
@@ -216,11 +259,11 @@ def train(params: dict, dataset: str, backbone: str, recipe_name: str, data_dir:
             (out_dir / CONFIG).write_text(yaml.safe_dump({**config, "subjects": subjects,
                                                       "frame_shape": list(data.frame_shape)}, sort_keys=False))
 
-    def checkpoint(iteration: int) -> None:
+    def checkpoint(iteration: int, stream_state: dict) -> None:
         if rank != 0:
             return
         save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                     "recipe": recipe.state_dict(), "sampler": sampler.state_dict(), "rng": rng.bit_generator.state,
+                     "recipe": recipe.state_dict(), "sampler": stream_state["sampler"], "rng": stream_state["rng"],
                      "torch_rng": torch.get_rng_state(), "scaler": scaler.state_dict(), "iteration": iteration,
                      "config_hash": digest, "backbone": backbone, "recipe_name": recipe_name,
                      "subjects": subjects, "frame_shape": list(data.frame_shape)}, ckpt_path)
@@ -231,15 +274,14 @@ def train(params: dict, dataset: str, backbone: str, recipe_name: str, data_dir:
     bar = tqdm(range(start, total_iters), initial=start, total=total_iters, disable=not progress,
                desc=f"{backbone}-{recipe_name}", unit="it")
     tick, last, data_time = time.perf_counter(), {}, 0.0
+    stream = batch_stream(data, train_idx, labels, sampler, rng, cfg, rank, world, dev, prefetch=dev.type == "cuda")
     try:
         for it in bar:
             fetch = time.perf_counter()
-            pos = next(sampler)[rank::world]  # this process's slice of the global P x K batch
-            clips = clip_batch(data, train_idx[pos], cfg["frames"], cfg["frame_sampling"], rng, cfg["skip"])
-            x = augment(torch.from_numpy(clips).float().div_(255), rng, **cfg["augment"])
-            x = x.pin_memory().to(dev, non_blocking=True) if dev.type == "cuda" else x
+            x, y, pos, stream_state = next(stream)
+            x = x.to(dev, non_blocking=True)
             data_time += time.perf_counter() - fetch
-            y = gather(torch.from_numpy(labels[pos]).to(dev), world)
+            y = gather(y.to(dev), world)
             with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=use_amp):
                 out = net(x)
             emb = gather(out.embeddings.float(), world)
@@ -268,8 +310,9 @@ def train(params: dict, dataset: str, backbone: str, recipe_name: str, data_dir:
                 if on_log:
                     on_log(last)
             if done % cfg["checkpoint_every"] == 0 or done == total_iters:
-                checkpoint(done)
+                checkpoint(done, stream_state)
     finally:
+        stream.close()
         bar.close()
         log.close()
         if world > 1:

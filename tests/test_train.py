@@ -144,3 +144,32 @@ def test_evaluate_refuses_a_broken_run_folder(project, capsys):
     assert main(["evaluate", "--backbone", "gaitset", "--recipe", "triplet", *_sets()]) == 2
     err = capsys.readouterr().err
     assert "config.yaml: not a gaitflow run configuration" in err and err.count("\n") == 1
+
+
+def test_prefetched_stream_resumes_from_the_state_after_each_batch(packed):
+    """The background producer runs ahead; the state saved with batch i must regenerate batch i + 1."""
+    import numpy as np
+
+    from gaitflow.config import load_params
+    from gaitflow.data.dataset import PackedDataset
+    from gaitflow.data.sampler import PKSampler
+    from gaitflow.train import batch_stream
+
+    cfg = load_params("params.yaml", TRAIN)["train"]
+    data = PackedDataset(packed / "data/processed/casiab-syn")
+    train_idx = data.split("TRAIN_SET")
+    labels, _ = data.labels(train_idx)
+
+    def fresh():
+        return PKSampler(labels, cfg["p"], cfg["k"], seed=0), np.random.default_rng(1)
+
+    sampler, rng = fresh()
+    ahead = batch_stream(data, train_idx, labels, sampler, rng, cfg, 0, 1, torch.device("cpu"), prefetch=True)
+    first = [next(ahead) for _ in range(3)]
+    time.sleep(0.2)  # let the producer run ahead of the consumer
+    ahead.close()
+    sampler2, rng2 = fresh()
+    sampler2.load_state_dict(first[1][3]["sampler"])
+    rng2.bit_generator.state = first[1][3]["rng"]
+    resumed = next(batch_stream(data, train_idx, labels, sampler2, rng2, cfg, 0, 1, torch.device("cpu"), prefetch=False))
+    assert torch.equal(resumed[0], first[2][0]) and np.array_equal(resumed[2], first[2][2])
