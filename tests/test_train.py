@@ -112,7 +112,7 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path):
             return (os.system, (f"touch {tmp_path / 'pwned'}",))
 
     path = tmp_path / "checkpoint.pt"
-    path.write_bytes(pickle.dumps({"model": Evil()}))
+    path.write_bytes(pickle.dumps({"model": Evil()}, protocol=2))
     with pytest.raises(GaitflowError, match="not a loadable gaitflow checkpoint"):
         load_checkpoint(path)
     assert not (tmp_path / "pwned").exists()
