@@ -10,7 +10,6 @@ so a resumed run draws the same augmentations.
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn.functional as F
