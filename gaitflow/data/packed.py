@@ -50,6 +50,10 @@ class FrameWriter:
         self.count += len(frames)
         return offset
 
+    def abort(self) -> None:
+        """Stop writing; the caller removes the half-written file with its folder."""
+        self._file.close()
+
     def close(self) -> None:
         shape = (self.count,) + tuple(self.frame_shape or (0, 0))
         header = _npy_header(shape)

@@ -291,7 +291,7 @@ def preprocess(source: Path, out: Path, layout: str, size: int = 64, min_foregro
         rows.sort(key=lambda r: r[0])
     except BaseException:
         if importing:
-            writer._file.close()
+            writer.abort()
         archive.remove_path(tmp)
         raise
     finally:
