@@ -6,6 +6,8 @@
     evaluate    a trained run under the dataset's protocol -> metrics.json
     init-tracking  create the MLflow store once before parallel runs
     baseline    GEI + nearest neighbour under the dataset's protocol
+    tables      the papers' tables and plots from a dataset's results files
+    record      write dvc.lock for every stage that is built (after a Snakemake run)
 
 Every subcommand reads params.yaml (``--params``) with ``--set key=value``
 overrides, and prints one line and exits non-zero on bad input.
@@ -76,6 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="packed dataset folder (default: data/processed/<dataset>)")
     p.add_argument("--out", help="metrics file (default: results/<dataset>/gei-baseline/metrics.json)")
     p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("tables", help="the papers' tables (Markdown, CSV, LaTeX) and plots from the results files")
+    _common(p)
+    p.add_argument("--results", help="results folder (default: results/<dataset>)")
+    p.add_argument("--out", help="output folder, replaced whole (default: results/tables/<dataset>)")
+    p.set_defaults(func=cmd_tables)
+
+    p = sub.add_parser("record", help="record built outputs in dvc.lock, so `dvc status` agrees with Snakemake")
+    _common(p)
+    p.set_defaults(func=cmd_record)
     return parser
 
 
@@ -121,12 +133,21 @@ def cmd_preprocess(args) -> int:
     return 0
 
 
+def _claim_gpu(args, params) -> None:
+    """Pin this job to a free GPU before torch starts CUDA (see gaitflow.devices)."""
+    from gaitflow.devices import claim_gpu
+
+    if (args.device or params["train"]["device"]) != "cpu":
+        claim_gpu()
+
+
 def cmd_train(args) -> int:
+    params, name, spec = _load(args)
+    _claim_gpu(args, params)
     from gaitflow import tracking
     from gaitflow.plots import loss_curve
     from gaitflow.train import CHECKPOINT, CONFIG, LOG, distributed, run_config, train
 
-    params, name, spec = _load(args)
     data = Path(args.data or f"data/processed/{name}")
     out = Path(args.out or f"models/{name}/{args.backbone}-{args.recipe}")
     config = run_config(params, name, args.backbone, args.recipe)
@@ -168,12 +189,13 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    params, name, _ = _load(args)
+    _claim_gpu(args, params)
     from gaitflow import tracking
     from gaitflow.config import dataset_spec
     from gaitflow.evaluate.run import evaluate
     from gaitflow.plots import view_heatmap
 
-    params, name, _ = _load(args)
     eval_name, eval_spec = dataset_spec(params, args.eval_dataset or name)
     run = Path(args.run or f"models/{name}/{args.backbone}-{args.recipe}")
     data = Path(args.data or f"data/processed/{eval_name}")
@@ -191,8 +213,7 @@ def cmd_evaluate(args) -> int:
     flat.update({f"{eval_name}/retrieval/{k}": v for k, v in metrics["retrieval"].items()})
     tracker.log_metrics(flat)
     tracker.log_artifact(out, f"evaluation/{eval_name}")
-    if metrics.get("matrix"):
-        tracker.log_artifact(view_heatmap(metrics, out.with_name("rank1_by_view.png")), f"evaluation/{eval_name}")
+    tracker.log_artifact(view_heatmap(metrics, out.with_name("rank1_by_view.png")), f"evaluation/{eval_name}")
     if not previous:
         tracker.end()
     ranks = metrics.get("rank1") or {"rank1": metrics["retrieval"]["rank1"]}
@@ -221,6 +242,52 @@ def cmd_baseline(args) -> int:
                            params["baseline"]["metric"])
     summary = ", ".join(f"{c} {v:.2f}" for c, v in metrics["rank1"].items())
     print(f"baseline {name}: rank-1 {summary} -> {out}")
+    return 0
+
+
+def cmd_tables(args) -> int:
+    from gaitflow.tables import load_result, write_tables
+
+    params, name, _ = _load(args)
+    if name not in params["grid"]["datasets"]:
+        raise GaitflowError(f"--dataset {name!r}: not in params.yaml grid.datasets "
+                            f"({', '.join(params['grid']['datasets'])}); its runs are not part of the grid")
+    results_dir = Path(args.results or f"results/{name}")
+    grid = params["grid"]
+    files = [results_dir / "gei-baseline" / "metrics.json"]
+    files += [results_dir / f"{b}-{r}" / "metrics.json" for b in grid["backbones"] for r in grid["recipes"]]
+    results = [load_result(f) for f in files]
+    out = Path(args.out or f"results/tables/{name}")
+    tables = write_tables(results, params["recipes"], out, name)
+    rows = sum(len(t.rows) for group in tables.values() for t in group)
+    print(f"tables {name}: {len(results)} methods, {rows} table rows -> {out}")
+    return 0
+
+
+def cmd_record(args) -> int:
+    """Commit every dvc.yaml stage whose outputs all exist: what Snakemake built, DVC now knows."""
+    _load(args)
+    if not (Path("dvc.yaml").is_file() and Path(".dvc").is_dir()):
+        print("record: no dvc.yaml and .dvc/ here; nothing recorded")
+        return 0
+    if Path(args.params).resolve() != Path("params.yaml").resolve():
+        print(f"record: dvc.yaml reads params.yaml, not {args.params}; nothing recorded in dvc.lock")
+        return 0
+    import logging
+
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    if args.quiet:
+        logging.getLogger("dvc").setLevel(logging.WARNING)
+    try:
+        with Repo(".") as repo:
+            stages = [s for s in repo.index.stages if s.outs and all(o.exists for o in s.outs)]
+            for stage in stages:
+                repo.commit(stage.addressing, force=True)
+    except DvcException as exc:
+        raise GaitflowError(f"dvc.yaml: recording the built stages failed: {exc}") from None
+    print(f"record: {len(stages)} stages recorded in dvc.lock")
     return 0
 
 

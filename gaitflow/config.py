@@ -85,6 +85,7 @@ def validate(params: dict, source: str = "params.yaml") -> None:
     if errors:
         raise GaitflowError(f"{source}: {describe(errors[0])}")
     _check_references(params, source)
+    _check_grid(params, source)
 
 
 def _key_path(parts: Iterable[Any]) -> str:
@@ -157,6 +158,29 @@ def _check_references(params: dict, source: str) -> None:
             raise GaitflowError(
                 f"{source}: datasets.{name}.layout = {spec['layout']!r}: synthetic data is written in casia-b or ou-mvlp layout"
             )
+
+
+def _check_grid(params: dict, source: str) -> None:
+    grid = params["grid"]
+    for key, known in (("datasets", params["datasets"]), ("backbones", params["backbones"]),
+                       ("recipes", params["recipes"])):
+        for name in grid[key]:
+            if name not in known:
+                raise GaitflowError(f"{source}: grid.{key}: {name!r} is not in {key}; expected some of: "
+                                    f"{', '.join(sorted(known))}")
+    for d in grid["datasets"]:
+        if not params["datasets"][d]["raw"].startswith("data/raw/"):
+            raise GaitflowError(f"{source}: datasets.{d}.raw = {params['datasets'][d]['raw']!r}: the workflow reads "
+                                "raw data from data/raw/ (dvc.yaml depends on that folder); place or link it there")
+    synthetic = [d for d in grid["datasets"] if "synth" in params["datasets"][d]]
+    if sorted(grid["synthetic"]) != sorted(synthetic):
+        raise GaitflowError(f"{source}: grid.synthetic = {grid['synthetic']}: expected the grid's datasets that "
+                            f"have a synth section, {synthetic}")
+    for d in synthetic:
+        expected = f"data/raw/{d}.zip"
+        if params["datasets"][d]["raw"] != expected:
+            raise GaitflowError(f"{source}: datasets.{d}.raw = {params['datasets'][d]['raw']!r}: the workflow draws "
+                                f"synthetic datasets to {expected!r}; expected that path")
 
 
 def dataset_spec(params: dict, name: str | None = None) -> tuple[str, dict]:

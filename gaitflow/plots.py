@@ -1,4 +1,5 @@
-"""Figures logged with runs: the loss curve of a training log and the per-view rank-1 heatmap."""
+"""Figures: the loss curve of a training log, the per-view rank-1 heatmap of a run, and the
+tables' plots (rank-1 by view per condition, the ablation bar chart)."""
 
 from __future__ import annotations
 
@@ -52,5 +53,59 @@ def view_heatmap(metrics: dict, out: Path) -> Path:
         ax.set_ylabel("probe view")
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8) if conds else None
     fig.savefig(out, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return out
+
+
+def rank1_by_view(results: list, out: Path) -> Path:
+    """Rank-1 against the probe view, one panel per probe condition, one line per method."""
+    plt = _pyplot()
+    conds = list(dict.fromkeys(c for r in results for c in r.per_view))
+    fig, axes = plt.subplots(1, max(1, len(conds)), figsize=(4.2 * max(1, len(conds)), 3.6), squeeze=False, sharey=True)
+    for ax, cond in zip(axes[0], conds):
+        for r in results:
+            views = sorted(r.per_view.get(cond, {}), key=float)
+            style = {"ls": "--", "color": "black"} if r.recipe is None else {}
+            ax.plot([float(v) for v in views], [r.per_view[cond][v] for v in views], marker=".", lw=1,
+                    label=r.method, **style)
+        ax.set_title(cond)
+        ax.set_xlabel("probe view (degrees)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("rank-1 (%)")
+    axes[0][0].set_ylim(0, 100)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, max(1, len(labels))), fontsize=7,
+               bbox_to_anchor=(0.5, -0.02 - 0.045 * ((len(labels) + 3) // 4)))
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return out
+
+
+def ablation_bars(table, out: Path) -> Path:
+    """Mean rank-1 of each backbone (groups) with each loss variant (bars): the table-III ablation."""
+    import numpy as np
+
+    plt = _pyplot()
+    col = "Mean" if "Mean" in table.columns else (table.columns[0] if table.columns else None)
+    cells = {}
+    for labels, values in table.rows:
+        cells[(labels[0], " ".join(labels[1:]))] = values[table.columns.index(col)][0]
+    groups = list(dict.fromkeys(k[0] for k in cells))
+    bars = list(dict.fromkeys(k[1] for k in cells))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(groups) * max(1, len(bars)) * 0.35 + 2), 3.6))
+    width = 0.8 / max(1, len(bars))
+    for i, bar in enumerate(bars):
+        heights = [cells.get((g, bar)) or 0.0 for g in groups]
+        ax.bar(np.arange(len(groups)) + i * width - 0.4 + width / 2, heights, width, label=bar)
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylabel(f"rank-1 (%), {col}" if col else "rank-1 (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(axis="y", alpha=0.3)
+    if bars:
+        ax.legend(fontsize=7, ncol=2)
+    else:
+        ax.text(0.5, 0.5, "no runs of this kind in the grid", ha="center", transform=ax.transAxes)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
     plt.close(fig)
     return out

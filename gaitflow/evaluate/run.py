@@ -41,6 +41,13 @@ def score(emb: np.ndarray, data: PackedDataset, test: np.ndarray, protocol_name:
     return result
 
 
+def _run_id(run_dir: Path) -> str | None:
+    """The MLflow run the training logged to, so tables can link back to it."""
+    from gaitflow.tracking import saved_run
+
+    return (saved_run(run_dir) or {}).get("run_id")
+
+
 def evaluate(params: dict, run_dir: Path, eval_name: str, eval_spec: dict, data_dir: Path, out: Path,
              device: str | None = None, progress: bool = True) -> dict:
     run_dir = Path(run_dir)
@@ -77,7 +84,7 @@ def evaluate(params: dict, run_dir: Path, eval_name: str, eval_spec: dict, data_
                "recipe": config["recipe"], "trained_on": config["dataset"], "evaluated_on": eval_name,
                "protocol": protocol_name, "test_subjects": len(data.partition["TEST_SET"]),
                "test_sequences": int(len(test)), "iterations": int(ckpt["iteration"]),
-               "embedding_seconds": round(seconds, 3), **result}
+               "embedding_seconds": round(seconds, 3), "mlflow_run_id": _run_id(run_dir), **result}
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, metrics)
     return metrics

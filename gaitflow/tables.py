@@ -1,0 +1,296 @@
+"""The papers' tables, filled in from the results files of a dataset.
+
+Built from ``results/<dataset>/*/metrics.json`` only (never from MLflow), so the
+step is a pure function of its inputs. What a recipe *is* (base loss, +DRPL,
++GSAM, Waveloss fusion and exponent schedule, formulation) is read from its
+components in params.yaml, not from its name.
+
+Tables (each written as Markdown, LaTeX and a long CSV whose every cell names
+its MLflow run):
+- ``per_view``: GaitMPL table I, rank-1 by probe view; per method the NM, BG,
+  CL rows and their mean.
+- ``variants``: GaitMPL table III, each backbone with its base loss, +D
+  (DRPL), +G (GSAM) and ++ (both).
+- ``waveloss``: Waveloss tables 4-6: fusion ways, static versus dynamic l, and
+  the loss ablation.
+- ``formulations``: ``intended`` against ``as_printed`` where both were run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gaitflow.errors import GaitflowError
+
+BASE_LOSSES = ("triplet", "ce", "circle")
+VARIANTS = ("base", "+D", "+G", "++")
+TABLES = ("per_view", "variants", "waveloss", "formulations")
+
+
+@dataclass
+class Result:
+    """One evaluated method: a trained run, or the GEI baseline."""
+
+    method: str
+    backbone: str
+    recipe: str | None
+    rank1: dict[str, float]
+    per_view: dict[str, dict[str, float]]
+    run_id: str | None = None
+
+
+@dataclass
+class Table:
+    """Rows of labelled cells; a cell is (value, MLflow run id)."""
+
+    name: str
+    title: str
+    row_headers: list[str]
+    columns: list[str]
+    rows: list[tuple[tuple[str, ...], list[tuple[float | None, str | None]]]] = field(default_factory=list)
+
+    def add(self, labels: tuple[str, ...], values: list[float | None], run_id: str | None) -> None:
+        self.rows.append((labels, [(v, run_id) for v in values]))
+
+
+def load_result(path: Path) -> Result:
+    try:
+        m = json.loads(Path(path).read_text())
+        return Result(method=m["method"], backbone=m.get("backbone", m["method"]), recipe=m.get("recipe"),
+                      rank1=m["rank1"], per_view=m["per_view"], run_id=m.get("mlflow_run_id"))
+    except FileNotFoundError:
+        raise GaitflowError(f"{path}: not found; evaluate the run first (gaitflow evaluate)") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise GaitflowError(f"{path}: not a gaitflow metrics file with rank-1 by view ({exc}); "
+                            "evaluate the run again") from None
+
+
+def mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+# --- what a recipe is ------------------------------------------------------
+
+def base_loss(recipe: dict) -> str:
+    return "+".join(c for c in BASE_LOSSES if c in recipe) or "none"
+
+
+def gaitmpl_variant(recipe: dict) -> str:
+    return {(False, False): "base", (True, False): "+D", (False, True): "+G", (True, True): "++"}[
+        ("drpl" in recipe, "gsam" in recipe)]
+
+
+def formulation(recipe: dict) -> str:
+    printed = any(isinstance(p, dict) and p.get("formulation") == "as_printed" for p in recipe.values())
+    return "as_printed" if printed else "intended"
+
+
+def waveloss_fusion(recipe: dict) -> str:
+    return recipe["waveloss"].get("fusion", "norm") if "waveloss" in recipe else "post"
+
+
+def l_schedule(recipe: dict) -> str:
+    """``static l=1`` or ``dynamic [-1, 1]`` (the Dynamic Learning Process), as Waveloss table 4 names them."""
+    w = recipe.get("waveloss")
+    if w is None or w.get("fusion", "norm") != "norm":
+        return "-"
+    lo, hi = w.get("l_min", -1), w.get("l_max", 1)
+    return f"static l={lo:g}" if lo == hi else f"dynamic [{lo:g}, {hi:g}]"
+
+
+def loss_label(recipe: dict) -> str:
+    """A description of a recipe in the words of Waveloss table 6 and GaitMPL table III."""
+    label = {"ce": "softmax"}.get(base_loss(recipe), base_loss(recipe))
+    if "drpl" in recipe:
+        label += " + DRPL"
+    if "gsam" in recipe:
+        label += " + GSAM"
+    if "waveloss" in recipe:
+        fusion = waveloss_fusion(recipe)
+        label += f" + {fusion}-fusion"
+        if fusion == "norm":
+            label += f" ({l_schedule(recipe)})"
+    return label
+
+
+def _without_formulation(recipe: dict) -> str:
+    return json.dumps({k: {a: b for a, b in p.items() if a != "formulation"} if isinstance(p, dict) else p
+                       for k, p in recipe.items()}, sort_keys=True)
+
+
+# --- the tables -------------------------------------------------------------
+
+def _conditions(results: list[Result]) -> list[str]:
+    seen: list[str] = []
+    for r in results:
+        seen += [c for c in r.rank1 if c not in seen]
+    return seen
+
+
+def _summary(r: Result, conds: list[str]) -> list[float | None]:
+    values = [r.rank1.get(c) for c in conds]
+    return values + ([mean(values)] if len(conds) > 1 else [])
+
+
+def per_view_table(results: list[Result]) -> Table:
+    views = sorted({v for r in results for c in r.per_view.values() for v in c}, key=lambda v: float(v))
+    table = Table("per_view", "Rank-1 (%) by probe view, gallery views averaged, identical views excluded "
+                  "(GaitMPL table I)", ["method", "probe"], [*views, "Mean"])
+    for r in results:
+        rows = {c: [r.per_view[c].get(v) for v in views] for c in r.per_view}
+        for c, values in rows.items():
+            table.add((r.method, c), values + [mean(values)], r.run_id)
+        if len(rows) > 1:
+            values = [mean(rows[c][i] for c in rows) for i in range(len(views))]
+            table.add((r.method, "Mean"), values + [mean(values)], r.run_id)
+    return table
+
+
+def variants_table(results: list[Result], recipes: dict) -> Table:
+    conds = _conditions(results)
+    table = Table("variants", "GaitMPL additions per backbone: +D = DRPL, +G = GSAM, ++ = both "
+                  "(GaitMPL table III)", ["backbone", "loss", "variant"], conds + (["Mean"] if len(conds) > 1 else []))
+    for r in results:
+        if r.recipe is None:  # the GEI baseline heads the table
+            table.add((r.method, "-", "baseline"), _summary(r, conds), r.run_id)
+    rows = []
+    for r in results:
+        spec = recipes.get(r.recipe or "")
+        if spec is None or "waveloss" in spec or formulation(spec) != "intended":
+            continue
+        rows.append(((r.backbone, base_loss(spec), VARIANTS.index(gaitmpl_variant(spec))), r, spec))
+    for (backbone, base, _), r, spec in sorted(rows, key=lambda x: x[0]):
+        table.add((backbone, base, gaitmpl_variant(spec)), _summary(r, conds), r.run_id)
+    return table
+
+
+def waveloss_tables(results: list[Result], recipes: dict) -> list[Table]:
+    """Waveloss tables 5 (fusion ways), 4 (static vs dynamic l) and 6 (the loss ablation)."""
+    conds = _conditions(results)
+    cols = conds + (["Mean"] if len(conds) > 1 else [])
+    runs = [(r, recipes[r.recipe]) for r in results if r.recipe in recipes and formulation(recipes[r.recipe]) == "intended"]
+    plain = [(r, s) for r, s in runs if "drpl" not in s and "gsam" not in s]
+    fusion = Table("waveloss_fusion", "Ways of fusing the part losses (Waveloss table 5)",
+                   ["backbone", "loss", "fusion"], cols)
+    schedule = Table("waveloss_l", "Static versus dynamic exponent l of norm-fusion (Waveloss table 4)",
+                     ["backbone", "loss", "l"], cols)
+    ablation = Table("waveloss_loss", "Loss ablation (Waveloss table 6)", ["backbone", "loss"], cols)
+    with_wave = {(r.backbone, base_loss(s)) for r, s in plain if "waveloss" in s}
+    for r, s in sorted(plain, key=lambda x: (x[0].backbone, base_loss(x[1]), waveloss_fusion(x[1]), l_schedule(x[1]))):
+        key = (r.backbone, base_loss(s))
+        if key in with_wave:  # a base loss that also ran with Waveloss: its post-fusion row belongs here
+            fusion.add((*key, waveloss_fusion(s)), _summary(r, conds), r.run_id)
+        if waveloss_fusion(s) == "norm":
+            schedule.add((*key, l_schedule(s)), _summary(r, conds), r.run_id)
+    for r, s in sorted(plain, key=lambda x: (x[0].backbone, loss_label(x[1]))):
+        ablation.add((r.backbone, loss_label(s)), _summary(r, conds), r.run_id)
+    return [fusion, schedule, ablation]
+
+
+def formulations_table(results: list[Result], recipes: dict) -> Table:
+    """Runs whose recipes differ only in ``formulation``, side by side."""
+    conds = _conditions(results)
+    table = Table("formulations", "Formulations: the papers' text (intended) against their printed equations "
+                  "(as_printed)", ["backbone", "loss", "formulation"], conds + (["Mean"] if len(conds) > 1 else []))
+    groups: dict[tuple[str, str], dict[str, list]] = {}
+    for r in results:
+        spec = recipes.get(r.recipe or "")
+        if spec is not None:
+            groups.setdefault((r.backbone, _without_formulation(spec)), {}).setdefault(formulation(spec), []).append((r, spec))
+    for (backbone, _), by_form in sorted(groups.items()):
+        if len(by_form) < 2:
+            continue
+        for form in ("intended", "as_printed"):
+            for r, spec in by_form[form]:
+                table.add((backbone, loss_label(spec), f"{form} ({r.recipe})"), _summary(r, conds), r.run_id)
+    return table
+
+
+def build_tables(results: list[Result], recipes: dict) -> dict[str, list[Table]]:
+    """Every table, grouped by the file it is written to."""
+    trained = [r for r in results if r.recipe is not None]
+    return {"per_view": [per_view_table(results)], "variants": [variants_table(results, recipes)],
+            "waveloss": waveloss_tables(trained, recipes), "formulations": [formulations_table(trained, recipes)]}
+
+
+# --- rendering ----------------------------------------------------------------
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def to_markdown(table: Table) -> str:
+    head = [*table.row_headers, *table.columns]
+    lines = [f"**{table.title}**", "", "| " + " | ".join(head) + " |",
+             "|" + "|".join(["---"] * len(table.row_headers) + ["---:"] * len(table.columns)) + "|"]
+    previous: tuple[str, ...] = ()
+    for labels, cells in table.rows:
+        # a label repeated from the row above is left blank, as the papers print their blocks
+        shown = [("" if i < len(previous) and previous[: i + 1] == labels[: i + 1] else lab) for i, lab in enumerate(labels)]
+        lines.append("| " + " | ".join([*shown, *(_fmt(v) for v, _ in cells)]) + " |")
+        previous = labels
+    if not table.rows:
+        lines.append("| " + " | ".join(["(no runs of this kind in the grid)"] + [""] * (len(head) - 1)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _tex(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                 ("[", "{[}"), ("]", "{]}")):
+        text = text.replace(a, b)
+    return text
+
+
+def to_latex(table: Table) -> str:
+    spec = "l" * len(table.row_headers) + "r" * len(table.columns)
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex(table.title)}}}",
+             rf"\label{{tab:{table.name.replace('_', '-')}}}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+             " & ".join(_tex(h) for h in [*table.row_headers, *table.columns]) + r" \\", r"\midrule"]
+    for labels, cells in table.rows:
+        lines.append(" & ".join([*(_tex(x) for x in labels), *(_fmt(v) for v, _ in cells)]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(tables: list[Table]) -> str:
+    """Long format: one line per cell, with the MLflow run it comes from."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["table", "row", "column", "rank1", "mlflow_run_id"])
+    for t in tables:
+        for labels, cells in t.rows:
+            for col, (value, run_id) in zip(t.columns, cells):
+                writer.writerow([t.name, " / ".join(labels), col, "" if value is None else round(value, 4), run_id or ""])
+    return out.getvalue()
+
+
+# --- the step -------------------------------------------------------------------
+
+def write_tables(results: list[Result], recipes: dict, out: Path, dataset: str) -> dict[str, list[Table]]:
+    """Write every table and plot into ``out``, replacing it whole (never half-written)."""
+    from gaitflow.data.archive import replace_path
+    from gaitflow.plots import ablation_bars, rank1_by_view
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tables = build_tables(results, recipes)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
+        staging = Path(tmp) / out.name
+        staging.mkdir()
+        everything = [f"# Results on {dataset}\n"]
+        for name, group in tables.items():
+            (staging / f"{name}.md").write_text("\n".join(to_markdown(t) for t in group))
+            (staging / f"{name}.tex").write_text("\n".join(to_latex(t) for t in group))
+            (staging / f"{name}.csv").write_text(to_csv(group))
+            everything += [to_markdown(t) for t in group]
+        (staging / "tables.md").write_text("\n".join(everything))
+        rank1_by_view(results, staging / "rank1_by_view.png")
+        ablation_bars(tables["variants"][0], staging / "ablation.png")
+        replace_path(staging, out)
+    return tables

@@ -1,0 +1,200 @@
+"""What the two front ends (Snakefile and dvc.yaml) share: the grid of runs, the
+paths of every step's outputs, the params sections each step reads and the
+library code each step runs.
+
+Snakemake imports this module to plan the DAG, so it must stay light: no torch,
+no mlflow, nothing that takes more than a few milliseconds to import.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+
+# Paths, as patterns over the wildcards {dataset}, {backbone}, {recipe}.
+SYNTH_RAW = "data/raw/{dataset}.zip"
+PACKED = "data/processed/{dataset}"
+RUN = "models/{dataset}/{backbone}-{recipe}"
+METRICS = "results/{dataset}/{backbone}-{recipe}/metrics.json"
+VIEW_PLOT = "results/{dataset}/{backbone}-{recipe}/rank1_by_view.png"
+BASELINE = "results/{dataset}/gei-baseline/metrics.json"
+TABLES = "results/tables/{dataset}"  # beside, not inside, results/{dataset}: it reads that folder
+
+# The params each step reads: whole sections, so no key is missed. dvc.yaml
+# lists the same sections (a test holds the two to this table).
+STEP_PARAMS = {
+    "synth": ("seed", "datasets.{dataset}"),
+    "preprocess": ("preprocess", "protocols", "datasets.{dataset}"),
+    "baseline": ("baseline", "protocols"),
+    "train": ("seed", "train", "backbones.{backbone}", "recipes.{recipe}"),
+    "evaluate": ("evaluate", "protocols"),
+    "tables": ("grid", "recipes"),
+}
+
+# The library module each step runs; the step depends on it and on everything
+# imports from gaitflow (see code_digest), plus cli.py that calls it (whose own
+# imports are not followed: it imports every step).
+STEP_MODULES = {
+    "synth": ("gaitflow.data.synth",),
+    "preprocess": ("gaitflow.data.preprocess",),
+    "baseline": ("gaitflow.baseline",),
+    "train": ("gaitflow.train", "gaitflow.tracking", "gaitflow.plots", "gaitflow.devices"),
+    "evaluate": ("gaitflow.evaluate.run", "gaitflow.tracking", "gaitflow.plots", "gaitflow.devices"),
+    "tables": ("gaitflow.tables",),
+}
+
+
+def runs(params: dict) -> list[dict]:
+    """Every (dataset, backbone, recipe) of the grid, in grid order."""
+    grid = params["grid"]
+    return [{"dataset": d, "backbone": b, "recipe": r}
+            for d in grid["datasets"] for b in grid["backbones"] for r in grid["recipes"]]
+
+
+def raw_path(params: dict, dataset: str) -> str:
+    """Where a dataset's raw silhouettes are: drawn there by synth, or placed there by the user."""
+    return params["datasets"][dataset]["raw"]
+
+
+def outputs(params: dict) -> set[str]:
+    """Every output of the whole DAG (what both front ends must produce)."""
+    grid = params["grid"]
+    out = {SYNTH_RAW.format(dataset=d) for d in grid["synthetic"]}
+    for d in grid["datasets"]:
+        out |= {PACKED.format(dataset=d), BASELINE.format(dataset=d), TABLES.format(dataset=d)}
+    for run in runs(params):
+        out |= {RUN.format(**run), METRICS.format(**run), VIEW_PLOT.format(**run)}
+    return out
+
+
+def section(params: dict, key: str):
+    """The value at a dotted key (``recipes.triplet+drpl``); keys never contain dots."""
+    value = params
+    for part in key.split("."):
+        value = value[part]
+    return value
+
+
+def step_params(params: dict, step: str, **wildcards: str) -> dict:
+    """The params sections a step reads, keyed by their dotted names (tracked by Snakemake)."""
+    keys = (k.format(**wildcards) for k in STEP_PARAMS[step])
+    return {k: section(params, k) for k in keys}
+
+
+def _module_file(name: str) -> Path | None:
+    parts = name.split(".")
+    if parts[0] != "gaitflow":
+        return None
+    base = PACKAGE.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@lru_cache(maxsize=None)
+def _imports(path: Path, name: str) -> tuple[set[str], bool]:
+    """Module names a file imports (including imports inside functions), and
+    whether it also imports modules by computed name (``import_module``)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found, dynamic = set(), False
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "import_module":
+            dynamic = True
+    return frozenset(found), dynamic
+
+
+def module_closure(roots: tuple[str, ...], dynamic: bool = True) -> list[Path]:
+    """The files of the gaitflow modules reachable from ``roots`` by imports (and their packages).
+
+    A module that imports by computed name (the model registry) is taken to
+    import every module of its package, unless ``dynamic`` is false (the caller
+    then names the modules it needs among the roots).
+    """
+    seen: dict[str, Path] = {}
+    stack = list(roots)
+    while stack:
+        name = stack.pop()
+        # importing a.b.c runs a/__init__ and a/b/__init__ as well
+        parents = [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]
+        for mod in [name, *parents]:
+            if mod in seen or (path := _module_file(mod)) is None:
+                continue
+            seen[mod] = path
+            found, computed = _imports(path, mod)
+            stack.extend(found)
+            if computed and dynamic:
+                package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+                stack.extend(f"{package}.{f.stem}" for f in path.parent.glob("*.py") if f.stem != "__init__")
+    return sorted(set(seen.values()))
+
+
+@lru_cache(maxsize=None)
+def code_digest(step: str, backbone: str | None = None) -> str:
+    """A digest of the library code a step runs: it changes when that code changes.
+
+    Snakemake does not see edits to an imported package (only to a rule's own
+    code), so the Snakefile passes this digest as a param of every rule. With a
+    ``backbone``, only that backbone's module counts among the models: an edit to
+    ``gaitflow/models/gaitset.py`` reruns the GaitSet runs and nothing else; an
+    edit to ``gaitflow/tables.py`` reruns only the tables.
+    """
+    roots = STEP_MODULES[step] + ((f"gaitflow.models.{backbone}",) if backbone else ())
+    files = set(module_closure(roots, dynamic=backbone is None)) | {PACKAGE / "cli.py"}
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _digest(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def upstream(params: dict, step: str, **wc: str) -> str:
+    """A digest of everything upstream of a job: the settings and code of every
+    step whose outputs it reads, transitively.
+
+    Snakemake ignores the file times of inputs whose producer is current
+    (``dvc checkout`` and ``dvc pull`` rewrite them) and reruns a job when this
+    digest, part of its identity, changes: a change anywhere upstream reruns
+    it, and only such a change does. Real datasets enter by name and size:
+    replacing the archive at ``raw`` reruns everything that reads it.
+    """
+    if step == "synth":
+        return _digest()
+    d = wc["dataset"]
+    if step == "preprocess":
+        if d in params["grid"]["synthetic"]:
+            return identity(params, "synth", dataset=d)
+        raw = raw_path(params, d)
+        return _digest(raw, os.path.getsize(raw) if os.path.exists(raw) else None)
+    if step in ("baseline", "train"):
+        return identity(params, "preprocess", dataset=d)
+    if step == "evaluate":
+        return identity(params, "train", **wc)
+    if step == "tables":
+        return _digest(identity(params, "baseline", dataset=d),
+                       [identity(params, "evaluate", **r) for r in runs(params) if r["dataset"] == d])
+    raise KeyError(step)
+
+
+def identity(params: dict, step: str, **wc: str) -> str:
+    """What determines a job's outputs: its settings, its code and its upstream."""
+    backbone = wc.get("backbone") if step in ("train", "evaluate") else None
+    return _digest(step_params(params, step, **wc), code_digest(step, backbone), upstream(params, step, **wc))

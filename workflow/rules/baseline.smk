@@ -1,0 +1,17 @@
+rule baseline:
+    """The GEI + nearest-neighbour baseline: the first row of every table."""
+    input:
+        produced(gw.PACKED, "preprocess"),
+    output:
+        gw.BASELINE,
+    params:
+        file=PARAMS,
+        settings=settings("baseline"),
+        identity=identity("baseline"),
+    log:
+        "logs/baseline/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/baseline/{dataset}.tsv"
+    shell:
+        "gaitflow baseline --params {params.file} --dataset {wildcards.dataset} --data {input} --out {output} "
+        "--quiet > {log} 2>&1"

@@ -1,0 +1,95 @@
+# Shared by every rule: the params file, its validation, the grid and the
+# device each job runs on. Planning the DAG imports nothing heavy: gaitflow's
+# workflow and devices modules only read files.
+import os
+import re
+
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.io import IOFile
+from snakemake.utils import min_version
+
+from gaitflow import workflow as gw
+from gaitflow.config import validate as validate_params
+from gaitflow.devices import visible_gpus
+from gaitflow.errors import GaitflowError
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+# params.yaml is the config. `--configfile other.yaml` replaces it as a whole
+# (a merge would mix two experiments); every CLI call reads the same file.
+PARAMS = str(workflow.overwrite_configfiles[-1]) if workflow.overwrite_configfiles else "params.yaml"
+if workflow.config_settings.config:
+    raise WorkflowError("--config: gaitflow steps read their params file, so values given on the command line "
+                        "would not reach them; edit params.yaml or pass --configfile <params file>")
+if workflow.overwrite_configfiles:
+    with open(PARAMS) as fh:
+        config.clear()
+        config.update(yaml.safe_load(fh) or {})
+try:
+    # the JSON Schema 2020-12 in workflow/schemas/params.schema.yaml, then the cross-references
+    validate_params(config, PARAMS)
+except GaitflowError as exc:
+    raise WorkflowError(str(exc)) from None
+
+GRID = config["grid"]
+RUNS = gw.runs(config)
+# Training and evaluation hold a GPU each when they run on CUDA; the CLI pins
+# every job to its own device (gaitflow/devices.py).
+GPU = 1 if config["train"]["device"] != "cpu" and visible_gpus() else 0
+MODEL_THREADS = 4 if GPU else 1  # CPU: one thread per job, jobs in parallel
+
+
+wildcard_constraints:
+    dataset="|".join(map(re.escape, config["datasets"])),
+    backbone="|".join(map(re.escape, config["backbones"])),
+    recipe="|".join(map(re.escape, config["recipes"])),
+
+
+def settings(step):
+    """The params sections a step reads (Snakemake reruns its jobs when they change)."""
+    return lambda wc: gw.step_params(config, step, **wc)
+
+
+def identity(step):
+    """A digest of a job's settings, library code and everything upstream (gaitflow.workflow.identity)."""
+    return lambda wc: gw.identity(config, step, **wc)
+
+
+def produced(pattern, step, every_run=False):
+    """An input made by an upstream step, read as ancient() unless that step has changed.
+
+    File times say nothing here: `dvc checkout` and `dvc pull` rewrite them. So
+    an input is ancient (its time is ignored) while the job that made it is
+    still current. When it is missing, or Snakemake's own record shows that it
+    was made with another identity (a param or the library code it runs has
+    changed), the job that makes it reruns and the plain input passes the rerun
+    downstream in the same invocation.
+    """
+
+    def one(wc: dict):
+        path = pattern.format(**wc)
+        if not os.path.exists(path):
+            return path  # made (again) in this run: its consumers follow
+        recorded = workflow.persistence.params(IOFile(path))
+        if recorded and not any(gw.identity(config, step, **wc) in str(p) for p in recorded):
+            return path
+        return ancient(path)
+
+    def resolve(wc):
+        if every_run:
+            return [one(run) for run in RUNS if run["dataset"] == wc.dataset]
+        return one(dict(wc.items()))
+
+    return resolve
+
+
+def raw_input(wc):
+    """A synthetic dataset is drawn by synth; a real one is a source file (its size is in the identity)."""
+    if wc.dataset in GRID["synthetic"]:
+        return produced(gw.SYNTH_RAW, "synth")(wc)
+    return ancient(gw.raw_path(config, wc.dataset))

@@ -1,0 +1,23 @@
+rule evaluate:
+    """A trained run under its dataset's protocol -> metrics.json and the per-view heatmap."""
+    input:
+        run=produced(gw.RUN, "train"),
+        data=produced(gw.PACKED, "preprocess"),
+    output:
+        metrics=gw.METRICS,
+        plot=gw.VIEW_PLOT,
+    params:
+        file=PARAMS,
+        settings=settings("evaluate"),
+        identity=identity("evaluate"),
+    threads: MODEL_THREADS
+    resources:
+        gpu=GPU,
+    log:
+        "logs/evaluate/{dataset}/{backbone}-{recipe}.log",
+    benchmark:
+        "logs/benchmarks/evaluate/{dataset}/{backbone}-{recipe}.tsv"
+    shell:
+        "OMP_NUM_THREADS={threads} gaitflow evaluate --params {params.file} --dataset {wildcards.dataset} "
+        "--backbone {wildcards.backbone} --recipe {wildcards.recipe} --run {input.run} --data {input.data} "
+        "--out {output.metrics} --quiet > {log} 2>&1"

@@ -1,0 +1,18 @@
+rule preprocess:
+    """Raw silhouettes -> the packed dataset (a few large files, memory-mapped)."""
+    input:
+        raw_input,
+    output:
+        directory(gw.PACKED),
+    params:
+        file=PARAMS,
+        settings=settings("preprocess"),
+        identity=identity("preprocess"),
+    threads: workflow.cores
+    log:
+        "logs/preprocess/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/preprocess/{dataset}.tsv"
+    shell:
+        "gaitflow preprocess --params {params.file} --dataset {wildcards.dataset} --out {output} "
+        "--set preprocess.workers={threads} --quiet > {log} 2>&1"

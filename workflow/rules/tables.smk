@@ -1,0 +1,23 @@
+rule tables:
+    """The papers' tables (Markdown, CSV, LaTeX) and plots of a dataset, from its results files."""
+    input:
+        baseline=produced(gw.BASELINE, "baseline"),
+        runs=produced(gw.METRICS, "evaluate", every_run=True),
+    output:
+        report(
+            directory(gw.TABLES),
+            patterns=["{name}.png"],
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
+    params:
+        file=PARAMS,
+        settings=settings("tables"),
+        identity=identity("tables"),
+    log:
+        "logs/tables/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/tables/{dataset}.tsv"
+    shell:
+        "gaitflow tables --params {params.file} --dataset {wildcards.dataset} --results results/{wildcards.dataset} "
+        "--out {output} --quiet > {log} 2>&1"
