@@ -8,6 +8,8 @@ rule baseline:
         file=PARAMS,
         settings=settings("baseline"),
         identity=identity("baseline"),
+    conda:
+        "../envs/gaitflow.yaml"
     log:
         "logs/baseline/{dataset}.log",
     benchmark:

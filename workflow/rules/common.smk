@@ -22,7 +22,7 @@ configfile: "params.yaml"
 
 # params.yaml is the config. `--configfile other.yaml` replaces it as a whole
 # (a merge would mix two experiments); every CLI call reads the same file.
-PARAMS = str(workflow.overwrite_configfiles[-1]) if workflow.overwrite_configfiles else "params.yaml"
+PARAMS = os.path.relpath(workflow.overwrite_configfiles[-1]) if workflow.overwrite_configfiles else "params.yaml"
 if workflow.config_settings.config:
     raise WorkflowError("--config: gaitflow steps read their params file, so values given on the command line "
                         "would not reach them; edit params.yaml or pass --configfile <params file>")

@@ -13,6 +13,8 @@ rule evaluate:
     threads: MODEL_THREADS
     resources:
         gpu=GPU,
+    conda:
+        "../envs/gaitflow.yaml"
     log:
         "logs/evaluate/{dataset}/{backbone}-{recipe}.log",
     benchmark:

@@ -9,6 +9,8 @@ rule preprocess:
         settings=settings("preprocess"),
         identity=identity("preprocess"),
     threads: workflow.cores
+    conda:
+        "../envs/gaitflow.yaml"
     log:
         "logs/preprocess/{dataset}.log",
     benchmark:

@@ -7,6 +7,8 @@ rule synth:
         settings=settings("synth"),
         identity=identity("synth"),
     threads: workflow.cores
+    conda:
+        "../envs/gaitflow.yaml"
     log:
         "logs/synth/{dataset}.log",
     benchmark:

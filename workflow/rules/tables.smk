@@ -14,6 +14,8 @@ rule tables:
         file=PARAMS,
         settings=settings("tables"),
         identity=identity("tables"),
+    conda:
+        "../envs/gaitflow.yaml"
     log:
         "logs/tables/{dataset}.log",
     benchmark:

@@ -11,6 +11,8 @@ rule train:
     threads: MODEL_THREADS
     resources:
         gpu=GPU,
+    conda:
+        "../envs/gaitflow.yaml"
     log:
         "logs/train/{dataset}/{backbone}-{recipe}.log",
     benchmark:

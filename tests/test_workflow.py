@@ -1,0 +1,186 @@
+"""The two front ends (Snakefile, dvc.yaml) and what they share (gaitflow.workflow)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, WORKFLOW_TINY, make_workflow_project, run
+from gaitflow import workflow as gw
+from gaitflow.config import load_params
+
+PARAMS = load_params(REPO / "params.yaml")
+
+
+def test_the_grid_expands_to_every_dataset_backbone_recipe():
+    params = load_params(REPO / "params.yaml", ["grid.backbones=[gaitset, gln]", "grid.recipes=[triplet, circle]"])
+    assert gw.runs(params) == [{"dataset": "casiab-syn", "backbone": b, "recipe": r}
+                               for b in ("gaitset", "gln") for r in ("triplet", "circle")]
+    outs = gw.outputs(params)
+    assert "models/casiab-syn/gln-circle" in outs and "results/tables/casiab-syn" in outs
+    assert "data/raw/casiab-syn.zip" in outs and len([o for o in outs if o.startswith("models/")]) == 4
+
+
+def test_step_params_are_whole_sections_with_the_run_filled_in():
+    got = gw.step_params(PARAMS, "train", dataset="casiab-syn", backbone="gaitgl", recipe="triplet+drpl")
+    assert got == {"seed": 0, "train": PARAMS["train"], "backbones.gaitgl": PARAMS["backbones"]["gaitgl"],
+                   "recipes.triplet+drpl": PARAMS["recipes"]["triplet+drpl"]}
+
+
+def test_code_digests_follow_imports_not_the_whole_package(tmp_path, monkeypatch):
+    tables = {p.name for p in gw.module_closure(gw.STEP_MODULES["tables"])}
+    assert "tables.py" in tables and "train.py" not in tables
+    gaitset = {str(p.relative_to(gw.PACKAGE)) for p in gw.module_closure(("gaitflow.train", "gaitflow.models.gaitset"), False)}
+    assert "models/gaitset.py" in gaitset and "models/blocks.py" in gaitset and "models/gaitgl.py" not in gaitset
+    # the registry imports backbones by computed name: without a named backbone, all of them count
+    registry = {str(p.relative_to(gw.PACKAGE)) for p in gw.module_closure(("gaitflow.train",))}
+    assert {"models/gaitgl.py", "models/gaitset.py"} <= registry
+
+    # an edit to one backbone changes its runs' digest and nothing else
+    copy = tmp_path / "gaitflow"
+    shutil.copytree(gw.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(gw, "PACKAGE", copy)
+    gw.code_digest.cache_clear()
+    gw._imports.cache_clear()
+    before = {k: gw.code_digest(*k) for k in [("train", "gaitset"), ("train", "gaitpart"), ("tables", None)]}
+    with open(copy / "models" / "gaitset.py", "a") as fh:
+        fh.write("\n# an edit\n")
+    gw.code_digest.cache_clear()
+    gw._imports.cache_clear()
+    after = {k: gw.code_digest(*k) for k in before}
+    gw.code_digest.cache_clear()
+    gw._imports.cache_clear()
+    assert after[("train", "gaitset")] != before[("train", "gaitset")]
+    assert after[("train", "gaitpart")] == before[("train", "gaitpart")]
+    assert after[("tables", None)] == before[("tables", None)]
+
+
+def test_identity_changes_downstream_of_a_change_only():
+    run_a = dict(dataset="casiab-syn", backbone="gaitpart", recipe="triplet")
+    run_b = dict(dataset="casiab-syn", backbone="gaitpart", recipe="circle+waveloss")
+    changed = load_params(REPO / "params.yaml", ["recipes.circle+waveloss.circle.margin=0.3"])
+    for step in ("train", "evaluate"):
+        assert gw.identity(PARAMS, step, **run_a) == gw.identity(changed, step, **run_a)
+        assert gw.identity(PARAMS, step, **run_b) != gw.identity(changed, step, **run_b)
+    assert gw.identity(PARAMS, "preprocess", dataset="casiab-syn") == gw.identity(changed, "preprocess", dataset="casiab-syn")
+    noisier = load_params(REPO / "params.yaml", ["datasets.casiab-syn.synth.noise=0.05"])
+    for step, wc in (("preprocess", {"dataset": "casiab-syn"}), ("evaluate", run_a), ("tables", {"dataset": "casiab-syn"})):
+        assert gw.identity(PARAMS, step, **wc) != gw.identity(noisier, step, **wc)
+
+
+def test_the_workflow_schema_is_the_params_schema():
+    linked = REPO / "workflow" / "schemas" / "params.schema.yaml"
+    schema = yaml.safe_load(linked.read_text())
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert linked.resolve() == (REPO / "gaitflow" / "schemas" / "params.schema.yaml").resolve()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("grid.backbones=[gaitset, resnet]", "grid.backbones: 'resnet' is not in backbones"),
+    ("grid.synthetic=[]", "grid.synthetic = []: expected the grid's datasets that have a synth section"),
+    ("datasets.casiab-syn.raw=/elsewhere/x.zip", "datasets.casiab-syn.raw = '/elsewhere/x.zip'"),
+])
+def test_a_bad_grid_is_one_line_naming_the_key(override, message):
+    from gaitflow.errors import GaitflowError
+
+    with pytest.raises(GaitflowError, match=re.escape(message)):
+        load_params(REPO / "params.yaml", [override])
+
+
+# --- the two front ends ---------------------------------------------------------
+
+def _normalise(cmd: str) -> str:
+    """Drop what only Snakemake's execution adds: threads, worker counts and the log redirection."""
+    cmd = re.sub(r"^OMP_NUM_THREADS=\d+ ", "", cmd.strip())
+    cmd = re.sub(r" --set (synth|preprocess)\.workers=\d+", "", cmd)
+    return re.sub(r" > logs/\S+ 2>&1$", "", cmd)
+
+
+def _snakemake_jobs(root: Path, *args: str) -> dict[str, str]:
+    """Output path -> shell command of every job of the DAG (from a forced dry run)."""
+    out = run(["snakemake", "-n", "-p", "--forceall", "--cores", "1", *args], root).stdout
+    jobs = {}
+    for block in out.split("\nrule ")[1:]:
+        if block.startswith("all:"):
+            continue
+        outputs = re.search(r"^    output: (.+)$", block, re.M).group(1).split(", ")
+        cmd = re.search(r"^Shell command: (.+)$", block, re.M).group(1)
+        jobs.update({o: _normalise(cmd) for o in outputs})
+    return jobs
+
+
+def _dvc_stages(root: Path) -> list:
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return [(s.name, s.cmd, [str(o.def_path) for o in s.outs],
+                 sorted(k for dep in s.deps if hasattr(dep, "params") for k in dep.params))
+                for s in repo.index.stages]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return make_workflow_project(tmp_path_factory.mktemp("fronts") / "project")
+
+
+def test_snakefile_and_dvc_yaml_have_the_same_outputs_and_commands(project):
+    jobs = _snakemake_jobs(project)
+    stages = _dvc_stages(project)
+    dvc_outputs = {out: cmd for _, cmd, outs, _ in stages for out in outs}
+    assert set(jobs) == set(dvc_outputs)
+    assert set(jobs) == gw.outputs(yaml.safe_load((project / "params.yaml").read_text()))
+    for out, cmd in dvc_outputs.items():
+        assert jobs[out] == cmd, out
+    names = {name for name, *_ in stages}
+    assert "train@casiab-syn-gaitset-circle+waveloss" in names and "tables@casiab-syn" in names
+
+
+def test_dvc_stages_read_the_sections_snakemake_tracks(project):
+    for name, _, _, params in _dvc_stages(project):
+        step, _, item = name.partition("@")
+        wildcards = {"dataset": "casiab-syn"}
+        if step in ("train", "evaluate"):
+            backbone, recipe = item.removeprefix("casiab-syn-").split("-", 1)
+            wildcards.update(backbone=backbone, recipe=recipe)
+        assert sorted(params) == sorted(k.format(**wildcards) for k in gw.STEP_PARAMS[step]), name
+
+
+def test_lint_and_a_quick_dry_run(project):
+    proc = run("snakemake --lint", project, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    start = time.perf_counter()
+    out = run("snakemake -n --cores all", project).stdout
+    print(f"dry run of the tiny grid: {time.perf_counter() - start:.2f} s")  # figures, never asserted
+    assert "This was a dry-run" in out and "train" in out
+
+
+def test_the_slurm_profile_submits_training_to_gpus(project):
+    out = run("snakemake -n --profile workflow/profiles/slurm", project).stdout
+    train = out[out.index("rule train:"):]
+    resources = next(line for line in train.splitlines() if "resources:" in line)
+    assert "slurm_partition=gpu" in resources and "gpu=1" in resources and "runtime=1440" in resources
+
+
+def test_a_configfile_replaces_params_yaml_and_command_line_config_is_refused(project, tmp_path):
+    other = yaml.safe_load((project / "params.yaml").read_text())
+    other["grid"]["backbones"] = ["gln"]
+    (project / "other.yaml").write_text(yaml.safe_dump(other))
+    jobs = _snakemake_jobs(project, "--configfile", "other.yaml")
+    assert {o for o in jobs if o.startswith("models/")} == {"models/casiab-syn/gln-triplet", "models/casiab-syn/gln-circle+waveloss"}
+    assert all("--params other.yaml" in cmd for out, cmd in jobs.items() if out.startswith("models/"))
+    proc = run("snakemake -n --cores 1 --config seed=3", project, check=False)
+    assert proc.returncode != 0 and "edit params.yaml or pass --configfile" in proc.stdout + proc.stderr
+
+
+def test_a_bad_params_file_stops_planning_with_one_line(project):
+    bad = yaml.safe_load((project / "params.yaml").read_text())
+    bad["train"]["lr"] = -1
+    (project / "bad.yaml").write_text(yaml.safe_dump(bad))
+    proc = run("snakemake -n --cores 1 --configfile bad.yaml", project, check=False)
+    assert proc.returncode != 0
+    assert "bad.yaml: train.lr = -1" in proc.stdout + proc.stderr

@@ -1,0 +1,175 @@
+"""The whole workflow on a tiny grid, with the real Snakemake, DVC and MLflow."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import WORKFLOW_TINY, make_workflow_project, run
+
+DATASET = "casiab-syn"
+RUNS = [f"{b}-{r}" for b in ("gaitpart", "gaitset") for r in ("triplet", "circle+waveloss")]
+NO_ENV_URI = {"MLFLOW_TRACKING_URI": ""}  # the params file's store, not one from the environment
+
+
+def _digests(root: Path, *folders: str) -> dict[str, str]:
+    out = {}
+    for folder in folders:
+        for f in sorted((root / folder).rglob("*")):
+            if f.is_file() and f.name != "mlflow.json":
+                out[str(f.relative_to(root))] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out
+
+
+def _job_counts(dry_run_output: str) -> dict[str, int]:
+    counts, inside = {}, False
+    for line in dry_run_output.splitlines():
+        if line.startswith("job ") and "count" in line:
+            inside = True
+            continue
+        if inside:
+            parts = line.split()
+            if len(parts) != 2 or not parts[1].isdigit():
+                if counts:
+                    break
+                continue
+            if parts[0] != "total":
+                counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def _dvc_changed(root: Path) -> set[str]:
+    return set(json.loads(run("dvc status --json", root).stdout or "{}"))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A tiny project built once by `snakemake --cores 2` (tracking into its own SQLite store)."""
+    root = make_workflow_project(tmp_path_factory.mktemp("wf") / "project")
+    proc = run("snakemake --cores 2", root, env=NO_ENV_URI)
+    return root, proc
+
+
+def test_snakemake_builds_every_table_and_dvc_agrees(built):
+    root, proc = built
+    tables = root / "results" / "tables" / DATASET
+    for name in ("per_view", "variants", "waveloss", "formulations"):
+        for ext in ("md", "csv", "tex"):
+            assert (tables / f"{name}.{ext}").stat().st_size > 0
+    assert (tables / "rank1_by_view.png").stat().st_size > 0 and (tables / "ablation.png").stat().st_size > 0
+    variants = (tables / "variants.md").read_text()
+    assert "gei-baseline" in variants and "| gaitpart | triplet | base |" in variants
+    assert "circle + norm-fusion (dynamic [-1, 1])" in (tables / "waveloss.md").read_text()
+    for run_name in RUNS:  # logs and benchmark files for every job
+        assert (root / f"logs/train/{DATASET}/{run_name}.log").exists()
+        assert (root / f"logs/benchmarks/evaluate/{DATASET}/{run_name}.tsv").exists()
+    # recorded in DVC at the end of the Snakemake run: nothing to reproduce
+    assert _dvc_changed(root) == set()
+    assert "Data and pipelines are up to date" in run("dvc repro --dry", root).stdout
+
+
+def test_every_run_is_in_mlflow_and_linked_from_the_tables(built):
+    from mlflow.tracking import MlflowClient
+
+    root, _ = built
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(f"gaitflow-{DATASET}")
+    runs = client.search_runs([experiment.experiment_id])
+    by_name = {r.info.run_name: r for r in runs}
+    assert sorted(by_name) == sorted(RUNS)
+    for r in runs:
+        assert r.info.status == "FINISHED"
+        assert {f"{DATASET}/rank1/NM", f"{DATASET}/rank1/BG", f"{DATASET}/rank1/CL"} <= set(r.data.metrics)
+    linked = {line.rsplit(",", 1)[1] for line in (root / f"results/tables/{DATASET}/variants.csv").read_text().splitlines()[1:]}
+    assert {by_name["gaitpart-triplet"].info.run_id, by_name["gaitset-triplet"].info.run_id} <= linked
+
+
+def test_nothing_reruns_after_times_change_or_a_dvc_pull(built, tmp_path):
+    root, _ = built
+    assert "Nothing to be done" in run("snakemake -n --cores 2", root).stdout
+    # `dvc checkout` rewrites file times: Snakemake must not care
+    later = time.time() + 100
+    for folder in ("data", "models", "results"):
+        for f in (root / folder).rglob("*"):
+            os.utime(f, (later, later))
+    assert "Nothing to be done" in run("snakemake -n --cores 2", root).stdout
+    # a local remote: push, delete everything built, pull, same bytes, still nothing to do
+    before = _digests(root, "data", "models", "results")
+    run(f"dvc remote add -d local {tmp_path / 'remote'} && dvc push -q", root)
+    for folder in ("data", "models", "results"):
+        shutil.rmtree(root / folder)
+    run("dvc pull -q", root)
+    assert _digests(root, "data", "models", "results") == before
+    assert _dvc_changed(root) == set()
+    assert "Nothing to be done" in run("snakemake -n --cores 2", root).stdout
+
+
+def test_a_recipe_change_reruns_that_recipe_only_in_both_front_ends(built):
+    root, _ = built
+    params_file = root / "params.yaml"
+    original = params_file.read_text()
+    try:
+        params = yaml.safe_load(original)
+        params["recipes"]["circle+waveloss"]["circle"]["margin"] = 0.3
+        params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+        counts = _job_counts(run("snakemake -n --cores 2", root).stdout)
+        assert counts == {"train": 2, "evaluate": 2, "tables": 1, "all": 1}
+        changed = _dvc_changed(root)
+        assert {s for s in changed if s.startswith("train@")} == {
+            f"train@{DATASET}-gaitpart-circle+waveloss", f"train@{DATASET}-gaitset-circle+waveloss"}
+        assert not any(s.startswith(("synth@", "preprocess@", "baseline@", "evaluate@")) for s in changed)
+    finally:
+        params_file.write_text(original)
+    assert "Nothing to be done" in run("snakemake -n --cores 2", root).stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_runs_reach_a_real_mlflow_server(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    root = make_workflow_project(tmp_path / "project",
+                                 WORKFLOW_TINY + ["grid.backbones=[gaitpart]", "grid.recipes=[triplet]"])
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert server.poll() is None and time.time() < deadline, "mlflow server did not start"
+                time.sleep(0.5)
+        run("snakemake --cores 2", root, env={"MLFLOW_TRACKING_URI": uri})
+        client = MlflowClient(uri)
+        runs = client.search_runs([client.get_experiment_by_name(f"gaitflow-{DATASET}").experiment_id])
+        assert sorted(r.info.run_name for r in runs) == ["gaitpart-triplet"]
+        (r,) = runs
+        assert r.info.status == "FINISHED" and f"{DATASET}/rank1/NM" in r.data.metrics
+        assert {"total", "lr"} <= set(r.data.metrics)  # the training curve arrived too
+        artifacts = {a.path for a in client.list_artifacts(r.info.run_id)}
+        assert "loss_curve.png" in artifacts
+        assert not (root / "mlflow.db").exists()  # nothing went to the local store
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
