@@ -7,6 +7,9 @@
 # dvc.yaml runs the same commands on the same paths; tests hold the two equal.
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/synth.smk"
 include: "workflow/rules/preprocess.smk"

@@ -184,3 +184,21 @@ def test_a_bad_params_file_stops_planning_with_one_line(project):
     proc = run("snakemake -n --cores 1 --configfile bad.yaml", project, check=False)
     assert proc.returncode != 0
     assert "bad.yaml: train.lr = -1" in proc.stdout + proc.stderr
+
+
+def test_the_papers_params_plan_the_full_grid_on_the_real_casia_b(project):
+    papers = load_params(REPO / "workflow" / "params" / "papers.yaml")
+    assert papers["preprocess"]["img_size"] == 64 and papers["train"]["frames"] == 30
+    assert (papers["train"]["p"], papers["train"]["k"], papers["train"]["width"]) == (8, 16, 1.0)
+    archive = project / "data" / "raw" / "CASIA-B.tar.gz"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    archive.write_bytes(b"placeholder")  # planning needs the archive to exist, not to be read
+    try:
+        out = run("snakemake -n --cores all --configfile workflow/params/papers.yaml", project).stdout
+    finally:
+        archive.unlink()
+    counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
+              if len(line.split()) == 2 and line.split()[1].isdigit()}
+    runs = len(papers["grid"]["backbones"]) * len(papers["grid"]["recipes"])
+    assert runs == 96 and counts["train"] == runs and counts["evaluate"] == runs
+    assert "synth" not in counts and counts["preprocess"] == 1 and counts["tables"] == 1

@@ -78,6 +78,13 @@ def test_snakemake_builds_every_table_and_dvc_agrees(built):
     assert "Data and pipelines are up to date" in run("dvc repro --dry", root).stdout
 
 
+def test_the_report_holds_the_tables_and_plots(built):
+    root, _ = built
+    run("snakemake --report report.html", root)
+    html = (root / "report.html").read_text(errors="replace")
+    assert "variants.csv" in html and "ablation.png" in html and "rank1_by_view.png" in html
+
+
 def test_every_run_is_in_mlflow_and_linked_from_the_tables(built):
     from mlflow.tracking import MlflowClient
 

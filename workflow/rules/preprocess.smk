@@ -8,7 +8,7 @@ rule preprocess:
         file=PARAMS,
         settings=settings("preprocess"),
         identity=identity("preprocess"),
-    threads: workflow.cores
+    threads: 32  # Snakemake gives it at most --cores
     conda:
         "../envs/gaitflow.yaml"
     log:

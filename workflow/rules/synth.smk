@@ -6,7 +6,7 @@ rule synth:
         file=PARAMS,
         settings=settings("synth"),
         identity=identity("synth"),
-    threads: workflow.cores
+    threads: 32  # Snakemake gives it at most --cores
     conda:
         "../envs/gaitflow.yaml"
     log:

@@ -6,7 +6,7 @@ rule tables:
     output:
         report(
             directory(gw.TABLES),
-            patterns=["{name}.png"],
+            patterns=["{name}.png", "{name}.csv"],
             caption="../report/tables.rst",
             category="Tables",
         ),
