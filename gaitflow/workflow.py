@@ -37,9 +37,9 @@ STEP_PARAMS = {
     "tables": ("grid", "recipes"),
 }
 
-# The library module each step runs; the step depends on it and on everything
-# imports from gaitflow (see code_digest), plus cli.py that calls it (whose own
-# imports are not followed: it imports every step).
+# The library modules each step runs. A step depends on them, on every gaitflow
+# module they import (see code_digest), and on cli.py, whose own imports are
+# not followed (it imports every step).
 STEP_MODULES = {
     "synth": ("gaitflow.data.synth",),
     "preprocess": ("gaitflow.data.preprocess",),
@@ -99,7 +99,7 @@ def _module_file(name: str) -> Path | None:
 
 
 @lru_cache(maxsize=None)
-def _imports(path: Path, name: str) -> tuple[set[str], bool]:
+def _imports(path: Path, name: str) -> tuple[frozenset[str], bool]:
     """Module names a file imports (including imports inside functions), and
     whether it also imports modules by computed name (``import_module``)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
