@@ -252,10 +252,11 @@ def cmd_tables(args) -> int:
     if name not in params["grid"]["datasets"]:
         raise GaitflowError(f"--dataset {name!r}: not in params.yaml grid.datasets "
                             f"({', '.join(params['grid']['datasets'])}); its runs are not part of the grid")
+    from gaitflow.workflow import runs
+
     results_dir = Path(args.results or f"results/{name}")
-    grid = params["grid"]
     files = [results_dir / "gei-baseline" / "metrics.json"]
-    files += [results_dir / f"{b}-{r}" / "metrics.json" for b in grid["backbones"] for r in grid["recipes"]]
+    files += [results_dir / f"{r['backbone']}-{r['recipe']}" / "metrics.json" for r in runs(params) if r["dataset"] == name]
     results = [load_result(f) for f in files]
     out = Path(args.out or f"results/tables/{name}")
     tables = write_tables(results, params["recipes"], out, name)
