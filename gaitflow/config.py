@@ -176,8 +176,10 @@ def _check_grid(params: dict, source: str) -> None:
     if sorted(grid["synthetic"]) != sorted(synthetic):
         raise GaitflowError(f"{source}: grid.synthetic = {grid['synthetic']}: expected the grid's datasets that "
                             f"have a synth section, {synthetic}")
+    from gaitflow.workflow import SYNTH_RAW
+
     for d in synthetic:
-        expected = f"data/raw/{d}.zip"
+        expected = SYNTH_RAW.format(dataset=d)
         if params["datasets"][d]["raw"] != expected:
             raise GaitflowError(f"{source}: datasets.{d}.raw = {params['datasets'][d]['raw']!r}: the workflow draws "
                                 f"synthetic datasets to {expected!r}; expected that path")
