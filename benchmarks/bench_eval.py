@@ -47,8 +47,9 @@ def main() -> None:
     views = np.tile(VIEWS, 2 * n_ids)
     emb = np.empty((len(subjects), p, c), np.float32)
     for i in range(n_ids):  # identity centre + per-sequence noise, built in place to keep memory low
-        emb[i * 28 : (i + 1) * 28] = rng.standard_normal((1, p, c), dtype=np.float32) + \
-            3.0 * rng.standard_normal((28, p, c), dtype=np.float32)
+        emb[i * 28 : (i + 1) * 28] = rng.standard_normal((1, p, c), dtype=np.float32) + 3.0 * rng.standard_normal(
+            (28, p, c), dtype=np.float32
+        )
     peak_rate = sgemm_rate()
     start = time.perf_counter()
     result = cross_view_rank1(emb, subjects, types, views, ["01"], {"NM": ["00"]}, args.metric)
@@ -57,10 +58,14 @@ def main() -> None:
     flops = 2.0 * probes * galleries * p * c
     rate = flops / seconds / 1e9
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    print(f"{len(subjects)} sequences ({probes} probes x {galleries} gallery), {p} x {c}, {args.metric}, "
-          f"{torch.get_num_threads()} threads")
-    print(f"evaluation: {seconds:.1f} s; distances {rate:.1f} GFLOP/s = {rate / peak_rate:.0%} of this machine's "
-          f"sgemm ({peak_rate:.1f} GFLOP/s); peak memory {peak_gib:.2f} GiB; rank-1 NM {result['rank1']['NM']:.2f}")
+    print(
+        f"{len(subjects)} sequences ({probes} probes x {galleries} gallery), {p} x {c}, {args.metric}, "
+        f"{torch.get_num_threads()} threads"
+    )
+    print(
+        f"evaluation: {seconds:.1f} s; distances {rate:.1f} GFLOP/s = {rate / peak_rate:.0%} of this machine's "
+        f"sgemm ({peak_rate:.1f} GFLOP/s); peak memory {peak_gib:.2f} GiB; rank-1 NM {result['rank1']['NM']:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,10 @@ def main() -> None:
                 x = torch.from_numpy(clip_batch(ds, idx, frames, mode, rng)).float().div_(255)
             seconds = time.perf_counter() - start
             rate = args.batches * p * k / seconds
-            print(f"P{p} x K{k} x {frames} frames, {mode:9s}: {rate:8.0f} sequences/s "
-                  f"({seconds / args.batches * 1e3:6.1f} ms per batch of {tuple(x.shape)})")
+            print(
+                f"P{p} x K{k} x {frames} frames, {mode:9s}: {rate:8.0f} sequences/s "
+                f"({seconds / args.batches * 1e3:6.1f} ms per batch of {tuple(x.shape)})"
+            )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ def main() -> None:
     ap.add_argument("--channels", type=int, default=256)
     args = ap.parse_args()
     recipes = load_params("params.yaml")["recipes"]
-    print(f"{torch.get_num_threads()} threads; {args.parts} parts x {args.channels} channels; ms per call (forward + backward)")
+    threads = torch.get_num_threads()
+    print(f"{threads} threads; {args.parts} parts x {args.channels} channels; ms per call (forward + backward)")
     print("| recipe | " + " | ".join(BATCHES) + " |")
     print("| --- | " + " | ".join("---" for _ in BATCHES) + " |")
     for name, spec in recipes.items():
@@ -42,7 +43,7 @@ def main() -> None:
                 recipe.gsam.initialise(torch.randn(ids * 2, args.parts * args.channels), torch.arange(ids).repeat(2))
             recipe.train()
 
-            def call():
+            def call(recipe=recipe, emb=emb, logits=logits, labels=labels):
                 total, _ = recipe(emb, logits, labels, 10, 100)
                 total.backward()
 

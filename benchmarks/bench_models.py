@@ -50,8 +50,9 @@ def step_time(name: str, shape: dict, steps: int, device: str, channels_last: bo
             loss = out.embeddings.float().pow(2).mean()
             if out.logits is not None:
                 logits = out.logits.float()
-                loss = loss + F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                              labels.repeat_interleave(logits.shape[1]))
+                loss = loss + F.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), labels.repeat_interleave(logits.shape[1])
+                )
         loss.backward()
         opt.step()
 

@@ -16,9 +16,7 @@ reports, on all cores:
 from __future__ import annotations
 
 import argparse
-import os
 import pickle
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,7 +29,6 @@ import cv2
 import numpy as np
 
 from gaitflow.config import load_params, workers
-from gaitflow.data import packed
 from gaitflow.data.dataset import PackedDataset
 from gaitflow.data.preprocess import preprocess
 from gaitflow.data.synth import synthesize
@@ -93,18 +90,30 @@ def main() -> None:
         rates = {}
         for label, src in (("archive", sub), ("folder", folder)):
             runs = []
-            for r in range(args.repeat):
+            for _ in range(args.repeat):
                 start = time.perf_counter()
                 preprocess(src, tmp / f"out-{label}", "casia-b", workers=0, progress=False)
                 runs.append(frames / (time.perf_counter() - start))
             rates[label] = max(runs)
-            print(f"gaitflow preprocess from the {label:7s}:  {rates[label]:8.0f} frames/s "
-                  f"({rates[label] / best:.0%} of the decode bound)")
+            print(
+                f"gaitflow preprocess from the {label:7s}:  {rates[label]:8.0f} frames/s "
+                f"({rates[label] / best:.0%} of the decode bound)"
+            )
 
         if args.reference:
             out = tmp / "reference"
-            cmd = [sys.executable, args.reference, "--input_path", str(folder), "--output_path", str(out),
-                   "--n_workers", str(n_workers), "--log_file", str(tmp / "reference.log")]
+            cmd = [
+                sys.executable,
+                args.reference,
+                "--input_path",
+                str(folder),
+                "--output_path",
+                str(out),
+                "--n_workers",
+                str(n_workers),
+                "--log_file",
+                str(tmp / "reference.log"),
+            ]
             start = time.perf_counter()
             subprocess.run(cmd, check=True, capture_output=True)
             seconds = time.perf_counter() - start

@@ -31,8 +31,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         stats = synth.synthesize(spec, params["seed"], Path(tmp) / "out.zip", "zip", 0, progress=False)
         size = (Path(tmp) / "out.zip").stat().st_size
-    print(f"{args.dataset}: {stats['frames']} frames, {stats['sequences']} sequences in {stats['seconds']:.1f} s "
-          f"= {stats['frames_per_second']:.0f} frames/s on all cores; {size / stats['frames'] / 1024:.2f} KiB per frame")
+    print(
+        f"{args.dataset}: {stats['frames']} frames, {stats['sequences']} sequences in {stats['seconds']:.1f} s "
+        f"= {stats['frames_per_second']:.0f} frames/s on all cores; {size / stats['frames'] / 1024:.2f} KiB per frame"
+    )
 
     cv2.setNumThreads(1)
     syn = spec["synth"]

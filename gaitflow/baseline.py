@@ -29,10 +29,23 @@ def run_baseline(data: Path, out: Path, protocol_name: str, protocol: dict, metr
     dataset = PackedDataset(data)
     test = dataset.split("TEST_SET")
     emb = gait_energy_images(dataset, test)
-    metrics = cross_view_rank1(emb, dataset.subjects[test], dataset.types[test], dataset.views[test],
-                               protocol["gallery"], protocol["probes"], metric, protocol.get("no_gallery", "error"))
-    metrics = {"method": "gei-baseline", "protocol": protocol_name, "dataset": str(data),
-               "test_subjects": len(dataset.partition["TEST_SET"]), **metrics}
+    metrics = cross_view_rank1(
+        emb,
+        dataset.subjects[test],
+        dataset.types[test],
+        dataset.views[test],
+        protocol["gallery"],
+        protocol["probes"],
+        metric,
+        protocol.get("no_gallery", "error"),
+    )
+    metrics = {
+        "method": "gei-baseline",
+        "protocol": protocol_name,
+        "dataset": str(data),
+        "test_subjects": len(dataset.partition["TEST_SET"]),
+        **metrics,
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, metrics)
     return metrics

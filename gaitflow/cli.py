@@ -16,7 +16,6 @@ overrides, and prints one line and exits non-zero on bad input.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,8 +24,14 @@ from gaitflow.errors import GaitflowError
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a parameter, e.g. preprocess.img_size=32 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a parameter, e.g. preprocess.img_size=32 (repeatable)",
+    )
     p.add_argument("--dataset", help="dataset name from params.yaml (default: params `dataset`)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -104,12 +109,16 @@ def cmd_synth(args) -> int:
 
     params, name, spec = _load(args)
     if "synth" not in spec:
-        raise GaitflowError(f"{args.params}: datasets.{name} has no synth section; it is a real dataset, not a synthetic one")
+        raise GaitflowError(
+            f"{args.params}: datasets.{name} has no synth section; it is a real dataset, not a synthetic one"
+        )
     out = Path(args.out or spec["raw"])
     kind = args.archive or params["synth"]["archive"]
     stats = synthesize(spec, params["seed"], out, kind, params["synth"]["workers"], progress=not args.quiet)
-    print(f"synth {name}: {stats['frames']} frames in {stats['sequences']} sequences -> {out} "
-          f"({stats['seconds']:.1f} s, {stats['frames_per_second']:.0f} frames/s)")
+    print(
+        f"synth {name}: {stats['frames']} frames in {stats['sequences']} sequences -> {out} "
+        f"({stats['seconds']:.1f} s, {stats['frames_per_second']:.0f} frames/s)"
+    )
     return 0
 
 
@@ -121,13 +130,23 @@ def cmd_preprocess(args) -> int:
     protocol = params["protocols"].get(spec["protocol"], {})
     source = Path(args.input or spec["raw"])
     out = Path(args.out or f"data/processed/{name}")
-    report = preprocess(source, out, args.layout or spec["layout"], pre["img_size"], pre["min_foreground"],
-                        pre["min_frames"], protocol.get("train_fraction", 0.5), pre["workers"],
-                        progress=not args.quiet)
+    report = preprocess(
+        source,
+        out,
+        args.layout or spec["layout"],
+        pre["img_size"],
+        pre["min_foreground"],
+        pre["min_frames"],
+        protocol.get("train_fraction", 0.5),
+        pre["workers"],
+        progress=not args.quiet,
+    )
     skipped = sum(v["count"] for v in report["skipped"].values())
-    print(f"preprocess {name}: {report['files']} files in {report['sequences']} sequences -> "
-          f"{report['frames_kept']} frames in {report['sequences_kept']} sequences at {out} "
-          f"({report['seconds']:.1f} s, {report['frames_per_second']:.0f} frames/s); {skipped} skipped")
+    print(
+        f"preprocess {name}: {report['files']} files in {report['sequences']} sequences -> "
+        f"{report['frames_kept']} frames in {report['sequences_kept']} sequences at {out} "
+        f"({report['seconds']:.1f} s, {report['frames_per_second']:.0f} frames/s); {skipped} skipped"
+    )
     for line in report["summary_lines"]:
         print(line)
     return 0
@@ -157,24 +176,47 @@ def cmd_train(args) -> int:
     if previous and (out / CHECKPOINT).exists() and not args.restart:
         tracker.attach(previous["run_id"])  # a resumed run goes on logging into its own MLflow run
     else:
-        tracker.start(name, f"{args.backbone}-{args.recipe}", config,
-                      {"backbone": args.backbone, "recipe": args.recipe, "dataset": name,
-                       "data_version": tracking.data_version(data) if data.exists() else "missing",
-                       **tracking.git_state()})
+        tracker.start(
+            name,
+            f"{args.backbone}-{args.recipe}",
+            config,
+            {
+                "backbone": args.backbone,
+                "recipe": args.recipe,
+                "dataset": name,
+                "data_version": tracking.data_version(data) if data.exists() else "missing",
+                **tracking.git_state(),
+            },
+        )
     out.mkdir(parents=True, exist_ok=True)
     if rank == 0:
         tracker.save(out)
     try:
-        summary = train(params, name, args.backbone, args.recipe, data, out, args.device, args.restart,
-                        progress=not args.quiet, on_log=lambda rec: tracker.log_metrics(rec, rec["iteration"]))
+        summary = train(
+            params,
+            name,
+            args.backbone,
+            args.recipe,
+            data,
+            out,
+            args.device,
+            args.restart,
+            progress=not args.quiet,
+            on_log=lambda rec: tracker.log_metrics(rec, rec["iteration"]),
+        )
     except BaseException:
         tracker.end("FAILED")
         raise
     if rank != 0:
         return 0
     ckpt = Path(summary["checkpoint"])
-    tracker.set_tags({"device": summary["device"], "checkpoint": str(ckpt.resolve()),
-                      "checkpoint_sha256": tracking.file_digest(ckpt)})
+    tracker.set_tags(
+        {
+            "device": summary["device"],
+            "checkpoint": str(ckpt.resolve()),
+            "checkpoint_sha256": tracking.file_digest(ckpt),
+        }
+    )
     if (out / LOG).exists() and (out / LOG).stat().st_size:
         tracker.log_artifact(loss_curve(out / LOG, out / "loss_curve.png"))
     for f in (CONFIG, LOG):
@@ -183,8 +225,10 @@ def cmd_train(args) -> int:
     last = summary["last"]
     loss = f", final loss {last['total']:.4f}" if "total" in last else ""
     resumed = f" (resumed from iteration {summary['resumed_from']})" if summary["resumed_from"] else ""
-    print(f"train {args.backbone}-{args.recipe} on {name}: {summary['iterations']} iterations on "
-          f"{summary['device']}{resumed}{loss} -> {summary['checkpoint']}")
+    print(
+        f"train {args.backbone}-{args.recipe} on {name}: {summary['iterations']} iterations on "
+        f"{summary['device']}{resumed}{loss} -> {summary['checkpoint']}"
+    )
     return 0
 
 
@@ -207,8 +251,12 @@ def cmd_evaluate(args) -> int:
     if previous:
         tracker.attach(previous["run_id"])  # evaluation lands in its training run
     else:
-        tracker.start(name, f"{args.backbone}-{args.recipe}", {}, {"backbone": args.backbone, "recipe": args.recipe,
-                                                                  "evaluated_only": "true"})
+        tracker.start(
+            name,
+            f"{args.backbone}-{args.recipe}",
+            {},
+            {"backbone": args.backbone, "recipe": args.recipe, "evaluated_only": "true"},
+        )
     flat = {f"{eval_name}/rank1/{c}": v for c, v in metrics.get("rank1", {}).items()}
     flat.update({f"{eval_name}/retrieval/{k}": v for k, v in metrics["retrieval"].items()})
     tracker.log_metrics(flat)
@@ -238,8 +286,9 @@ def cmd_baseline(args) -> int:
     params, name, spec = _load(args)
     data = Path(args.data or f"data/processed/{name}")
     out = Path(args.out or f"results/{name}/gei-baseline/metrics.json")
-    metrics = run_baseline(data, out, spec["protocol"], params["protocols"].get(spec["protocol"], {}),
-                           params["baseline"]["metric"])
+    metrics = run_baseline(
+        data, out, spec["protocol"], params["protocols"].get(spec["protocol"], {}), params["baseline"]["metric"]
+    )
     summary = ", ".join(f"{c} {v:.2f}" for c, v in metrics["rank1"].items())
     print(f"baseline {name}: rank-1 {summary} -> {out}")
     return 0
@@ -250,13 +299,17 @@ def cmd_tables(args) -> int:
 
     params, name, _ = _load(args)
     if name not in params["grid"]["datasets"]:
-        raise GaitflowError(f"--dataset {name!r}: not in params.yaml grid.datasets "
-                            f"({', '.join(params['grid']['datasets'])}); its runs are not part of the grid")
+        raise GaitflowError(
+            f"--dataset {name!r}: not in params.yaml grid.datasets "
+            f"({', '.join(params['grid']['datasets'])}); its runs are not part of the grid"
+        )
     from gaitflow.workflow import runs
 
     results_dir = Path(args.results or f"results/{name}")
     files = [results_dir / "gei-baseline" / "metrics.json"]
-    files += [results_dir / f"{r['backbone']}-{r['recipe']}" / "metrics.json" for r in runs(params) if r["dataset"] == name]
+    files += [
+        results_dir / f"{r['backbone']}-{r['recipe']}" / "metrics.json" for r in runs(params) if r["dataset"] == name
+    ]
     results = [load_result(f) for f in files]
     out = Path(args.out or f"results/tables/{name}")
     tables = write_tables(results, params["recipes"], out, name)

@@ -10,10 +10,11 @@ applied before validation, so they pass the same checks.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -35,7 +36,9 @@ def load_params(path: str | Path = "params.yaml", overrides: Iterable[str] = ())
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise GaitflowError(f"{path}: file not found; expected a params file (see params.yaml in the repository)") from None
+        raise GaitflowError(
+            f"{path}: file not found; expected a params file (see params.yaml in the repository)"
+        ) from None
     except OSError as exc:
         raise GaitflowError(f"{path}: cannot read: {exc.strerror}") from None
     try:
@@ -142,7 +145,8 @@ def _check_references(params: dict, source: str) -> None:
     for name, spec in datasets.items():
         if spec["protocol"] in ("casia-b", "ou-mvlp") and spec["protocol"] not in params["protocols"]:
             raise GaitflowError(
-                f"{source}: datasets.{name}.protocol = {spec['protocol']!r}: no protocols.{spec['protocol']} section defines it"
+                f"{source}: datasets.{name}.protocol = {spec['protocol']!r}: "
+                f"no protocols.{spec['protocol']} section defines it"
             )
         synth = spec.get("synth")
         if synth and spec["layout"] == "ou-mvlp" and set(synth["conditions"]) != {"nm"}:
@@ -156,33 +160,44 @@ def _check_references(params: dict, source: str) -> None:
             )
         if synth and spec["layout"] not in ("casia-b", "ou-mvlp"):
             raise GaitflowError(
-                f"{source}: datasets.{name}.layout = {spec['layout']!r}: synthetic data is written in casia-b or ou-mvlp layout"
+                f"{source}: datasets.{name}.layout = {spec['layout']!r}: "
+                "synthetic data is written in casia-b or ou-mvlp layout"
             )
 
 
 def _check_grid(params: dict, source: str) -> None:
     grid = params["grid"]
-    for key, known in (("datasets", params["datasets"]), ("backbones", params["backbones"]),
-                       ("recipes", params["recipes"])):
+    for key, known in (
+        ("datasets", params["datasets"]),
+        ("backbones", params["backbones"]),
+        ("recipes", params["recipes"]),
+    ):
         for name in grid[key]:
             if name not in known:
-                raise GaitflowError(f"{source}: grid.{key}: {name!r} is not in {key}; expected some of: "
-                                    f"{', '.join(sorted(known))}")
+                raise GaitflowError(
+                    f"{source}: grid.{key}: {name!r} is not in {key}; expected some of: {', '.join(sorted(known))}"
+                )
     for d in grid["datasets"]:
         if not params["datasets"][d]["raw"].startswith("data/raw/"):
-            raise GaitflowError(f"{source}: datasets.{d}.raw = {params['datasets'][d]['raw']!r}: the workflow reads "
-                                "raw data from data/raw/ (dvc.yaml depends on that folder); place or link it there")
+            raise GaitflowError(
+                f"{source}: datasets.{d}.raw = {params['datasets'][d]['raw']!r}: the workflow reads "
+                "raw data from data/raw/ (dvc.yaml depends on that folder); place or link it there"
+            )
     synthetic = [d for d in grid["datasets"] if "synth" in params["datasets"][d]]
     if sorted(grid["synthetic"]) != sorted(synthetic):
-        raise GaitflowError(f"{source}: grid.synthetic = {grid['synthetic']}: expected the grid's datasets that "
-                            f"have a synth section, {synthetic}")
+        raise GaitflowError(
+            f"{source}: grid.synthetic = {grid['synthetic']}: expected the grid's datasets that "
+            f"have a synth section, {synthetic}"
+        )
     from gaitflow.workflow import SYNTH_RAW
 
     for d in synthetic:
         expected = SYNTH_RAW.format(dataset=d)
         if params["datasets"][d]["raw"] != expected:
-            raise GaitflowError(f"{source}: datasets.{d}.raw = {params['datasets'][d]['raw']!r}: the workflow draws "
-                                f"synthetic datasets to {expected!r}; expected that path")
+            raise GaitflowError(
+                f"{source}: datasets.{d}.raw = {params['datasets'][d]['raw']!r}: the workflow draws "
+                f"synthetic datasets to {expected!r}; expected that path"
+            )
 
 
 def dataset_spec(params: dict, name: str | None = None) -> tuple[str, dict]:

@@ -66,7 +66,10 @@ def claim_gpu(wait: float = 1.0, timeout: float | None = None) -> str | None:
         if timeout is not None and time.monotonic() - start > timeout:
             return None
         if not told:
-            print(f"gaitflow: all {len(gpus)} GPUs are taken by other jobs; waiting for one "
-                  "(run Snakemake with --resources gpu=N to queue jobs instead)", file=sys.stderr)
+            print(
+                f"gaitflow: all {len(gpus)} GPUs are taken by other jobs; waiting for one "
+                "(run Snakemake with --resources gpu=N to queue jobs instead)",
+                file=sys.stderr,
+            )
             told = True
         time.sleep(wait)

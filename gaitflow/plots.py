@@ -66,16 +66,28 @@ def rank1_by_view(results: list, out: Path) -> Path:
         for r in results:
             views = sorted(r.per_view.get(cond, {}), key=float)
             style = {"ls": "--", "color": "black"} if r.recipe is None else {}
-            ax.plot([float(v) for v in views], [r.per_view[cond][v] for v in views], marker=".", lw=1,
-                    label=r.method, **style)
+            ax.plot(
+                [float(v) for v in views],
+                [r.per_view[cond][v] for v in views],
+                marker=".",
+                lw=1,
+                label=r.method,
+                **style,
+            )
         ax.set_title(cond)
         ax.set_xlabel("probe view (degrees)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("rank-1 (%)")
     axes[0][0].set_ylim(0, 100)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, max(1, len(labels))), fontsize=7,
-               bbox_to_anchor=(0.5, -0.02 - 0.045 * ((len(labels) + 3) // 4)))
+    fig.legend(
+        handles,
+        labels,
+        loc="lower center",
+        ncol=min(4, max(1, len(labels))),
+        fontsize=7,
+        bbox_to_anchor=(0.5, -0.02 - 0.045 * ((len(labels) + 3) // 4)),
+    )
     fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return out

@@ -61,13 +61,20 @@ class Table:
 def load_result(path: Path) -> Result:
     try:
         m = json.loads(Path(path).read_text())
-        return Result(method=m["method"], backbone=m.get("backbone", m["method"]), recipe=m.get("recipe"),
-                      rank1=m["rank1"], per_view=m["per_view"], run_id=m.get("mlflow_run_id"))
+        return Result(
+            method=m["method"],
+            backbone=m.get("backbone", m["method"]),
+            recipe=m.get("recipe"),
+            rank1=m["rank1"],
+            per_view=m["per_view"],
+            run_id=m.get("mlflow_run_id"),
+        )
     except FileNotFoundError:
         raise GaitflowError(f"{path}: not found; evaluate the run first (gaitflow evaluate)") from None
     except (ValueError, KeyError, TypeError) as exc:
-        raise GaitflowError(f"{path}: not a gaitflow metrics file with rank-1 by view ({exc}); "
-                            "evaluate the run again") from None
+        raise GaitflowError(
+            f"{path}: not a gaitflow metrics file with rank-1 by view ({exc}); evaluate the run again"
+        ) from None
 
 
 def mean(values) -> float | None:
@@ -77,13 +84,15 @@ def mean(values) -> float | None:
 
 # --- what a recipe is ------------------------------------------------------
 
+
 def base_loss(recipe: dict) -> str:
     return "+".join(c for c in BASE_LOSSES if c in recipe) or "none"
 
 
 def gaitmpl_variant(recipe: dict) -> str:
     return {(False, False): "base", (True, False): "+D", (False, True): "+G", (True, True): "++"}[
-        ("drpl" in recipe, "gsam" in recipe)]
+        ("drpl" in recipe, "gsam" in recipe)
+    ]
 
 
 def formulation(recipe: dict) -> str:
@@ -120,11 +129,17 @@ def loss_label(recipe: dict) -> str:
 
 
 def _without_formulation(recipe: dict) -> str:
-    return json.dumps({k: {a: b for a, b in p.items() if a != "formulation"} if isinstance(p, dict) else p
-                       for k, p in recipe.items()}, sort_keys=True)
+    return json.dumps(
+        {
+            k: {a: b for a, b in p.items() if a != "formulation"} if isinstance(p, dict) else p
+            for k, p in recipe.items()
+        },
+        sort_keys=True,
+    )
 
 
 # --- the tables -------------------------------------------------------------
+
 
 def _conditions(results: list[Result]) -> list[str]:
     seen: list[str] = []
@@ -140,8 +155,12 @@ def _summary(r: Result, conds: list[str]) -> list[float | None]:
 
 def per_view_table(results: list[Result]) -> Table:
     views = sorted({v for r in results for c in r.per_view.values() for v in c}, key=lambda v: float(v))
-    table = Table("per_view", "Rank-1 (%) by probe view, gallery views averaged, identical views excluded "
-                  "(GaitMPL table I)", ["method", "probe"], [*views, "Mean"])
+    table = Table(
+        "per_view",
+        "Rank-1 (%) by probe view, gallery views averaged, identical views excluded (GaitMPL table I)",
+        ["method", "probe"],
+        [*views, "Mean"],
+    )
     for r in results:
         rows = {c: [r.per_view[c].get(v) for v in views] for c in r.per_view}
         for c, values in rows.items():
@@ -154,8 +173,12 @@ def per_view_table(results: list[Result]) -> Table:
 
 def variants_table(results: list[Result], recipes: dict) -> Table:
     conds = _conditions(results)
-    table = Table("variants", "GaitMPL additions per backbone: +D = DRPL, +G = GSAM, ++ = both "
-                  "(GaitMPL table III)", ["backbone", "loss", "variant"], conds + (["Mean"] if len(conds) > 1 else []))
+    table = Table(
+        "variants",
+        "GaitMPL additions per backbone: +D = DRPL, +G = GSAM, ++ = both (GaitMPL table III)",
+        ["backbone", "loss", "variant"],
+        conds + (["Mean"] if len(conds) > 1 else []),
+    )
     for r in results:
         if r.recipe is None:  # the GEI baseline heads the table
             table.add((r.method, "-", "baseline"), _summary(r, conds), r.run_id)
@@ -174,12 +197,19 @@ def waveloss_tables(results: list[Result], recipes: dict) -> list[Table]:
     """Waveloss tables 5 (fusion ways), 4 (static vs dynamic l) and 6 (the loss ablation)."""
     conds = _conditions(results)
     cols = conds + (["Mean"] if len(conds) > 1 else [])
-    runs = [(r, recipes[r.recipe]) for r in results if r.recipe in recipes and formulation(recipes[r.recipe]) == "intended"]
+    runs = [
+        (r, recipes[r.recipe]) for r in results if r.recipe in recipes and formulation(recipes[r.recipe]) == "intended"
+    ]
     plain = [(r, s) for r, s in runs if "drpl" not in s and "gsam" not in s]
-    fusion = Table("waveloss_fusion", "Ways of fusing the part losses (Waveloss table 5)",
-                   ["backbone", "loss", "fusion"], cols)
-    schedule = Table("waveloss_l", "Static versus dynamic exponent l of norm-fusion (Waveloss table 4)",
-                     ["backbone", "loss", "l"], cols)
+    fusion = Table(
+        "waveloss_fusion", "Ways of fusing the part losses (Waveloss table 5)", ["backbone", "loss", "fusion"], cols
+    )
+    schedule = Table(
+        "waveloss_l",
+        "Static versus dynamic exponent l of norm-fusion (Waveloss table 4)",
+        ["backbone", "loss", "l"],
+        cols,
+    )
     ablation = Table("waveloss_loss", "Loss ablation (Waveloss table 6)", ["backbone", "loss"], cols)
     with_wave = {(r.backbone, base_loss(s)) for r, s in plain if "waveloss" in s}
     for r, s in sorted(plain, key=lambda x: (x[0].backbone, base_loss(x[1]), waveloss_fusion(x[1]), l_schedule(x[1]))):
@@ -196,13 +226,19 @@ def waveloss_tables(results: list[Result], recipes: dict) -> list[Table]:
 def formulations_table(results: list[Result], recipes: dict) -> Table:
     """Runs whose recipes differ only in ``formulation``, side by side."""
     conds = _conditions(results)
-    table = Table("formulations", "Formulations: the papers' text (intended) against their printed equations "
-                  "(as_printed)", ["backbone", "loss", "formulation"], conds + (["Mean"] if len(conds) > 1 else []))
+    table = Table(
+        "formulations",
+        "Formulations: the papers' text (intended) against their printed equations (as_printed)",
+        ["backbone", "loss", "formulation"],
+        conds + (["Mean"] if len(conds) > 1 else []),
+    )
     groups: dict[tuple[str, str], dict[str, list]] = {}
     for r in results:
         spec = recipes.get(r.recipe or "")
         if spec is not None:
-            groups.setdefault((r.backbone, _without_formulation(spec)), {}).setdefault(formulation(spec), []).append((r, spec))
+            groups.setdefault((r.backbone, _without_formulation(spec)), {}).setdefault(formulation(spec), []).append(
+                (r, spec)
+            )
     for (backbone, _), by_form in sorted(groups.items()):
         if len(by_form) < 2:
             continue
@@ -215,11 +251,16 @@ def formulations_table(results: list[Result], recipes: dict) -> Table:
 def build_tables(results: list[Result], recipes: dict) -> dict[str, list[Table]]:
     """Every table, grouped by the file it is written to."""
     trained = [r for r in results if r.recipe is not None]
-    return {"per_view": [per_view_table(results)], "variants": [variants_table(results, recipes)],
-            "waveloss": waveloss_tables(trained, recipes), "formulations": [formulations_table(trained, recipes)]}
+    return {
+        "per_view": [per_view_table(results)],
+        "variants": [variants_table(results, recipes)],
+        "waveloss": waveloss_tables(trained, recipes),
+        "formulations": [formulations_table(trained, recipes)],
+    }
 
 
 # --- rendering ----------------------------------------------------------------
+
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
@@ -227,12 +268,18 @@ def _fmt(value: float | None) -> str:
 
 def to_markdown(table: Table) -> str:
     head = [*table.row_headers, *table.columns]
-    lines = [f"**{table.title}**", "", "| " + " | ".join(head) + " |",
-             "|" + "|".join(["---"] * len(table.row_headers) + ["---:"] * len(table.columns)) + "|"]
+    lines = [
+        f"**{table.title}**",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] * len(table.row_headers) + ["---:"] * len(table.columns)) + "|",
+    ]
     previous: tuple[str, ...] = ()
     for labels, cells in table.rows:
         # a label repeated from the row above is left blank, as the papers print their blocks
-        shown = [("" if i < len(previous) and previous[: i + 1] == labels[: i + 1] else lab) for i, lab in enumerate(labels)]
+        shown = [
+            ("" if i < len(previous) and previous[: i + 1] == labels[: i + 1] else lab) for i, lab in enumerate(labels)
+        ]
         lines.append("| " + " | ".join([*shown, *(_fmt(v) for v, _ in cells)]) + " |")
         previous = labels
     if not table.rows:
@@ -241,17 +288,31 @@ def to_markdown(table: Table) -> str:
 
 
 def _tex(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
-                 ("[", "{[}"), ("]", "{]}")):
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("_", r"\_"),
+        ("#", r"\#"),
+        ("[", "{[}"),
+        ("]", "{]}"),
+    ):
         text = text.replace(a, b)
     return text
 
 
 def to_latex(table: Table) -> str:
     spec = "l" * len(table.row_headers) + "r" * len(table.columns)
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex(table.title)}}}",
-             rf"\label{{tab:{table.name.replace('_', '-')}}}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-             " & ".join(_tex(h) for h in [*table.row_headers, *table.columns]) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\caption{{{_tex(table.title)}}}",
+        rf"\label{{tab:{table.name.replace('_', '-')}}}",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        " & ".join(_tex(h) for h in [*table.row_headers, *table.columns]) + r" \\",
+        r"\midrule",
+    ]
     for labels, cells in table.rows:
         lines.append(" & ".join([*(_tex(x) for x in labels), *(_fmt(v) for v, _ in cells)]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
@@ -266,11 +327,14 @@ def to_csv(tables: list[Table]) -> str:
     for t in tables:
         for labels, cells in t.rows:
             for col, (value, run_id) in zip(t.columns, cells):
-                writer.writerow([t.name, " / ".join(labels), col, "" if value is None else round(value, 4), run_id or ""])
+                writer.writerow(
+                    [t.name, " / ".join(labels), col, "" if value is None else round(value, 4), run_id or ""]
+                )
     return out.getvalue()
 
 
 # --- the step -------------------------------------------------------------------
+
 
 def write_tables(results: list[Result], recipes: dict, out: Path, dataset: str) -> dict[str, list[Table]]:
     """Write every table and plot into ``out``, replacing it whole (never half-written)."""

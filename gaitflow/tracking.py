@@ -65,8 +65,9 @@ def git_state() -> dict[str, str]:
     """The commit and whether the working tree differs from it."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
-                               timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
         return {"git_commit": commit or "unknown", "git_dirty": str(bool(dirty)).lower()}
     except (OSError, subprocess.SubprocessError):
         return {"git_commit": "unknown", "git_dirty": "unknown"}
@@ -109,8 +110,11 @@ class Tracker:
         except Exception as exc:  # noqa: BLE001 - any tracking failure must not stop the run
             self.failed = True
             reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-            print(f"gaitflow: warning: MLflow tracking at {self.uri} is unavailable ({reason}); "
-                  "the run goes on and writes its files", file=sys.stderr)
+            print(
+                f"gaitflow: warning: MLflow tracking at {self.uri} is unavailable ({reason}); "
+                "the run goes on and writes its files",
+                file=sys.stderr,
+            )
             return None
 
     def _client(self):
@@ -147,8 +151,11 @@ class Tracker:
             from mlflow.entities import Metric
 
             now = int(time.time() * 1000)
-            batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()
-                     if isinstance(v, (int, float)) and k != "iteration"]
+            batch = [
+                Metric(k, float(v), now, step or 0)
+                for k, v in metrics.items()
+                if isinstance(v, (int, float)) and k != "iteration"
+            ]
             self._client().log_batch(self.run_id, metrics=batch)
 
         if self.run_id:

@@ -42,14 +42,24 @@ LOG = "train.log"
 def run_config(params: dict, dataset: str, backbone: str, recipe: str) -> dict:
     """Everything that determines a run's result (written to config.yaml, hashed into the checkpoint)."""
     if recipe not in params["recipes"]:
-        raise GaitflowError(f"--recipe {recipe!r}: not in params.yaml recipes; expected one of: "
-                            f"{', '.join(sorted(params['recipes']))}")
+        raise GaitflowError(
+            f"--recipe {recipe!r}: not in params.yaml recipes; expected one of: {', '.join(sorted(params['recipes']))}"
+        )
     if backbone not in params["backbones"]:
-        raise GaitflowError(f"--backbone {backbone!r}: not in params.yaml backbones; expected one of: "
-                            f"{', '.join(sorted(params['backbones']))}")
-    return {"dataset": dataset, "backbone": backbone, "recipe": recipe, "seed": params["seed"],
-            "backbone_params": params["backbones"][backbone], "recipe_params": params["recipes"][recipe],
-            "train": params["train"], "preprocess": params["preprocess"]}
+        raise GaitflowError(
+            f"--backbone {backbone!r}: not in params.yaml backbones; expected one of: "
+            f"{', '.join(sorted(params['backbones']))}"
+        )
+    return {
+        "dataset": dataset,
+        "backbone": backbone,
+        "recipe": recipe,
+        "seed": params["seed"],
+        "backbone_params": params["backbones"][backbone],
+        "recipe_params": params["recipes"][recipe],
+        "train": params["train"],
+        "preprocess": params["preprocess"],
+    }
 
 
 def config_hash(config: dict) -> str:
@@ -84,8 +94,9 @@ def gather(x: torch.Tensor, world: int) -> torch.Tensor:
     return torch.cat(dist_fn.all_gather(x))
 
 
-def batch_stream(data, train_idx, labels, sampler, rng, cfg, rank: int, world: int, device: torch.device,
-                 prefetch: bool):
+def batch_stream(
+    data, train_idx, labels, sampler, rng, cfg, rank: int, world: int, device: torch.device, prefetch: bool
+):
     """Training batches (x, y, pos, state_after): `state_after` is the sampler and random state right
     after drawing the batch, which is what a checkpoint taken after its step must hold to resume
     exactly. With `prefetch` (CUDA) a background thread prepares the next batch in pinned memory
@@ -145,29 +156,34 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
     except FileNotFoundError:
         raise GaitflowError(f"{path}: no checkpoint here; train the run first") from None
     except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
-        raise GaitflowError(f"{path}: not a loadable gaitflow checkpoint ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0][:160]})") from None
+        raise GaitflowError(
+            f"{path}: not a loadable gaitflow checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
+        ) from None
 
 
 def _truncate_log(path: Path, iteration: int) -> None:
     """Drop log lines past the checkpoint a run resumes from (they will be logged again)."""
     if not path.exists():
         return
-    keep = [line for line in path.read_text().splitlines() if line and json.loads(line).get("iteration", 0) <= iteration]
+    keep = [
+        line for line in path.read_text().splitlines() if line and json.loads(line).get("iteration", 0) <= iteration
+    ]
     path.write_text("".join(line + "\n" for line in keep))
 
 
 @torch.no_grad()
-def embed(model, dataset: PackedDataset, indices: np.ndarray, device, max_frames: int = 4096,
-          progress: bool = False) -> torch.Tensor:
+def embed(
+    model, dataset: PackedDataset, indices: np.ndarray, device, max_frames: int = 4096, progress: bool = False
+) -> torch.Tensor:
     """Embeddings [len(indices), P, C] of whole sequences (all frames), batched with padding."""
     from tqdm import tqdm
 
     was_training = model.training
     model.eval()
     out = []
-    for seqs, lengths, frames in tqdm(dataset.batches(indices, max_frames), disable=not progress, desc="embed",
-                                      unit="batch"):
+    for seqs, lengths, frames in tqdm(
+        dataset.batches(indices, max_frames), disable=not progress, desc="embed", unit="batch"
+    ):
         batch = torch.zeros(len(seqs), int(lengths.max()), *frames.shape[1:])
         start = 0
         for i, n in enumerate(lengths):
@@ -179,8 +195,18 @@ def embed(model, dataset: PackedDataset, indices: np.ndarray, device, max_frames
     return torch.cat(out)
 
 
-def train(params: dict, dataset: str, backbone: str, recipe_name: str, data_dir: Path, out_dir: Path,
-          device: str | None = None, restart: bool = False, progress: bool = True, on_log=None) -> dict:
+def train(
+    params: dict,
+    dataset: str,
+    backbone: str,
+    recipe_name: str,
+    data_dir: Path,
+    out_dir: Path,
+    device: str | None = None,
+    restart: bool = False,
+    progress: bool = True,
+    on_log=None,
+) -> dict:
     """Train one run (resuming from out_dir/checkpoint.pt when there is one); returns a summary."""
     from tqdm import tqdm
 
@@ -240,8 +266,9 @@ def train(params: dict, dataset: str, backbone: str, recipe_name: str, data_dir:
     if ckpt_path.exists() and not restart:
         ckpt = load_checkpoint(ckpt_path, dev)
         if ckpt.get("config_hash") != digest:
-            raise GaitflowError(f"{ckpt_path}: written with other parameters than this run's; "
-                                "pass --restart to train from scratch")
+            raise GaitflowError(
+                f"{ckpt_path}: written with other parameters than this run's; pass --restart to train from scratch"
+            )
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
@@ -253,26 +280,49 @@ def train(params: dict, dataset: str, backbone: str, recipe_name: str, data_dir:
         start = int(ckpt["iteration"])
         _truncate_log(out_dir / LOG, start)
     elif recipe.gsam is not None:
-        recipe.gsam.initialise(embed(model, data, train_idx, dev, params["evaluate"]["max_frames"]).to(dev),
-                               torch.from_numpy(labels).to(dev))
+        recipe.gsam.initialise(
+            embed(model, data, train_idx, dev, params["evaluate"]["max_frames"]).to(dev),
+            torch.from_numpy(labels).to(dev),
+        )
     if rank == 0:
-            (out_dir / CONFIG).write_text(yaml.safe_dump({**config, "subjects": subjects,
-                                                      "frame_shape": list(data.frame_shape)}, sort_keys=False))
+        (out_dir / CONFIG).write_text(
+            yaml.safe_dump({**config, "subjects": subjects, "frame_shape": list(data.frame_shape)}, sort_keys=False)
+        )
 
     def checkpoint(iteration: int, stream_state: dict) -> None:
         if rank != 0:
             return
-        save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                     "recipe": recipe.state_dict(), "sampler": stream_state["sampler"], "rng": stream_state["rng"],
-                     "torch_rng": torch.get_rng_state(), "scaler": scaler.state_dict(), "iteration": iteration,
-                     "config_hash": digest, "backbone": backbone, "recipe_name": recipe_name,
-                     "subjects": subjects, "frame_shape": list(data.frame_shape)}, ckpt_path)
+        save_atomic(
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "recipe": recipe.state_dict(),
+                "sampler": stream_state["sampler"],
+                "rng": stream_state["rng"],
+                "torch_rng": torch.get_rng_state(),
+                "scaler": scaler.state_dict(),
+                "iteration": iteration,
+                "config_hash": digest,
+                "backbone": backbone,
+                "recipe_name": recipe_name,
+                "subjects": subjects,
+                "frame_shape": list(data.frame_shape),
+            },
+            ckpt_path,
+        )
 
     # ---- the loop
     total_iters = cfg["iterations"]
     log = open(out_dir / LOG, "a") if rank == 0 else open(os.devnull, "w")
-    bar = tqdm(range(start, total_iters), initial=start, total=total_iters, disable=not progress,
-               desc=f"{backbone}-{recipe_name}", unit="it")
+    bar = tqdm(
+        range(start, total_iters),
+        initial=start,
+        total=total_iters,
+        disable=not progress,
+        desc=f"{backbone}-{recipe_name}",
+        unit="it",
+    )
     tick, last, data_time = time.perf_counter(), {}, 0.0
     stream = batch_stream(data, train_idx, labels, sampler, rng, cfg, rank, world, dev, prefetch=dev.type == "cuda")
     try:
@@ -289,8 +339,10 @@ def train(params: dict, dataset: str, backbone: str, recipe_name: str, data_dir:
             loss, parts = recipe(emb, logits, y, it, total_iters)
             if not torch.isfinite(loss):
                 detail = ", ".join(f"{k} {v:.4g}" for k, v in parts.items())
-                raise GaitflowError(f"iteration {it}: the loss is not finite ({detail}); "
-                                    f"the last good checkpoint is kept at {ckpt_path}")
+                raise GaitflowError(
+                    f"iteration {it}: the loss is not finite ({detail}); "
+                    f"the last good checkpoint is kept at {ckpt_path}"
+                )
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
@@ -302,8 +354,13 @@ def train(params: dict, dataset: str, backbone: str, recipe_name: str, data_dir:
                 speed = cfg["log_every"] / max(now - tick, 1e-9)
                 share = data_time / max(now - tick, 1e-9)  # of the step time spent preparing batches
                 tick, data_time = now, 0.0
-                last = {"iteration": done, **parts, "lr": opt.param_groups[0]["lr"], "iterations_per_second": speed,
-                        "data_share": share}
+                last = {
+                    "iteration": done,
+                    **parts,
+                    "lr": opt.param_groups[0]["lr"],
+                    "iterations_per_second": speed,
+                    "data_share": share,
+                }
                 log.write(json.dumps(last) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{parts['total']:.4f}", its=f"{speed:.2f}")
@@ -322,5 +379,13 @@ def train(params: dict, dataset: str, backbone: str, recipe_name: str, data_dir:
                 dist.destroy_process_group()
     if start >= total_iters:
         last = {"iteration": start}
-    return {"checkpoint": str(ckpt_path), "iterations": total_iters, "resumed_from": start, "last": last,
-            "device": str(dev), "config_hash": digest, "rank": rank, "world_size": world}
+    return {
+        "checkpoint": str(ckpt_path),
+        "iterations": total_iters,
+        "resumed_from": start,
+        "last": last,
+        "device": str(dev),
+        "config_hash": digest,
+        "rank": rank,
+        "world_size": world,
+    }

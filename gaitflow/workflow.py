@@ -12,7 +12,7 @@ import ast
 import hashlib
 import json
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
@@ -53,8 +53,12 @@ STEP_MODULES = {
 def runs(params: dict) -> list[dict]:
     """Every (dataset, backbone, recipe) of the grid, in grid order."""
     grid = params["grid"]
-    return [{"dataset": d, "backbone": b, "recipe": r}
-            for d in grid["datasets"] for b in grid["backbones"] for r in grid["recipes"]]
+    return [
+        {"dataset": d, "backbone": b, "recipe": r}
+        for d in grid["datasets"]
+        for b in grid["backbones"]
+        for r in grid["recipes"]
+    ]
 
 
 def raw_path(params: dict, dataset: str) -> str:
@@ -98,7 +102,7 @@ def _module_file(name: str) -> Path | None:
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _imports(path: Path, name: str) -> tuple[frozenset[str], bool]:
     """Module names a file imports (including imports inside functions), and
     whether it also imports modules by computed name (``import_module``)."""
@@ -144,7 +148,7 @@ def module_closure(roots: tuple[str, ...], dynamic: bool = True) -> list[Path]:
     return sorted(set(seen.values()))
 
 
-@lru_cache(maxsize=None)
+@cache
 def code_digest(step: str, backbone: str | None = None) -> str:
     """A digest of the library code a step runs: it changes when that code changes.
 
@@ -189,8 +193,10 @@ def upstream(params: dict, step: str, **wc: str) -> str:
     if step == "evaluate":
         return identity(params, "train", **wc)
     if step == "tables":
-        return _digest(identity(params, "baseline", dataset=d),
-                       [identity(params, "evaluate", **r) for r in runs(params) if r["dataset"] == d])
+        return _digest(
+            identity(params, "baseline", dataset=d),
+            [identity(params, "evaluate", **r) for r in runs(params) if r["dataset"] == d],
+        )
     raise KeyError(step)
 
 

@@ -53,9 +53,17 @@ def tiny_archive(tmp_path_factory):
 # A grid small enough to run end to end (real Snakemake, DVC, MLflow) in well under a minute.
 WORKFLOW_TINY = TINY + [
     "datasets.casiab-syn.synth.ids=6",
-    "train.p=2", "train.k=2", "train.frames=4", "train.iterations=4", "train.width=0.25",
-    "train.checkpoint_every=2", "train.log_every=1", "train.warmup=1", "train.milestones=[3]",
-    "grid.backbones=[gaitpart, gaitset]", "grid.recipes=[triplet, circle+waveloss]",
+    "train.p=2",
+    "train.k=2",
+    "train.frames=4",
+    "train.iterations=4",
+    "train.width=0.25",
+    "train.checkpoint_every=2",
+    "train.log_every=1",
+    "train.warmup=1",
+    "train.milestones=[3]",
+    "grid.backbones=[gaitpart, gaitset]",
+    "grid.recipes=[triplet, circle+waveloss]",
 ]
 
 
@@ -63,13 +71,18 @@ def run(cmd, cwd, env=None, check=True):
     """Run a command line in a project; on failure show its output."""
     import os
     import subprocess
-
     import sys
 
     # the interpreter's own bin folder first, so snakemake, dvc and gaitflow are the installed ones
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    proc = subprocess.run(cmd, cwd=cwd, shell=isinstance(cmd, str), capture_output=True, text=True,
-                          env={**os.environ, "PATH": path, **(env or {})})
+    proc = subprocess.run(
+        cmd,
+        cwd=cwd,
+        shell=isinstance(cmd, str),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path, **(env or {})},
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
@@ -88,6 +101,5 @@ def make_workflow_project(root: Path, overrides=WORKFLOW_TINY) -> Path:
         shutil.copytree(REPO / name, root / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     params = load_params(REPO / "params.yaml", overrides)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run("git init -q && dvc init -q && git add -A && "
-        "git -c user.name=t -c user.email=t@t commit -qm init", root)
+    run("git init -q && dvc init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm init", root)
     return root

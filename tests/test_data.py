@@ -79,7 +79,7 @@ def test_clip_batch_and_evaluation_batches(dataset):
         assert frames.shape[0] == lengths.sum()
         start = 0
         for i, n in zip(seqs, lengths):
-            np.testing.assert_array_equal(frames[start:start + n], dataset.sequence(int(i)))
+            np.testing.assert_array_equal(frames[start : start + n], dataset.sequence(int(i)))
             start += n
         seen += list(seqs)
     assert seen == list(idx)

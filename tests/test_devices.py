@@ -7,13 +7,16 @@ import sys
 
 from gaitflow import devices
 
-CLAIM = ("import sys, time; from gaitflow.devices import claim_gpu; "
-         "print(claim_gpu(wait=0.1, timeout=float(sys.argv[1])), flush=True); time.sleep(float(sys.argv[2]))")
+CLAIM = (
+    "import sys, time; from gaitflow.devices import claim_gpu; "
+    "print(claim_gpu(wait=0.1, timeout=float(sys.argv[1])), flush=True); time.sleep(float(sys.argv[2]))"
+)
 
 
 def _claim(env, timeout=5.0, hold=0.0):
-    return subprocess.Popen([sys.executable, "-c", CLAIM, str(timeout), str(hold)], env=env,
-                            stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", CLAIM, str(timeout), str(hold)], env=env, stdout=subprocess.PIPE, text=True
+    )
 
 
 def test_each_job_is_pinned_to_a_different_free_gpu(tmp_path):

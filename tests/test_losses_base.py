@@ -6,8 +6,15 @@ import math
 import pytest
 import torch
 
-from gaitflow.losses.base import (Circle, CrossEntropy, TripletBatchAll, TripletBatchHard, part_distances,
-                                  part_similarities, triplet_terms)
+from gaitflow.losses.base import (
+    Circle,
+    CrossEntropy,
+    TripletBatchAll,
+    TripletBatchHard,
+    part_distances,
+    part_similarities,
+    triplet_terms,
+)
 
 
 def _points(*xs):
@@ -40,9 +47,11 @@ def test_batch_all_paths_agree_with_brute_force():
         d = part_distances(emb)
         got = TripletBatchAll(0.3)(d, labels)
         for p in range(3):
-            terms = [max(0.0, 0.3 + d[p, a, q].item() - d[p, a, n].item())
-                     for a, q, n in itertools.product(range(len(labels)), repeat=3)
-                     if a != q and labels[a] == labels[q] and labels[a] != labels[n]]
+            terms = [
+                max(0.0, 0.3 + d[p, a, q].item() - d[p, a, n].item())
+                for a, q, n in itertools.product(range(len(labels)), repeat=3)
+                if a != q and labels[a] == labels[q] and labels[a] != labels[n]
+            ]
             nonzero = [t for t in terms if t > 0]
             assert got[p].item() == pytest.approx(sum(nonzero) / len(nonzero) if nonzero else 0.0)
         assert triplet_terms(d, labels, 0.3).shape[0] == 3
@@ -77,8 +86,11 @@ def test_no_nan_or_inf_for_large_or_identical_embeddings():
     for emb in (torch.randn(4, 2, 8) * 1e4, torch.ones(4, 2, 8)):
         emb = emb.clone().requires_grad_(True)
         d = part_distances(emb)
-        total = (TripletBatchAll()(d, labels).sum() + TripletBatchHard()(d, labels).sum()
-                 + Circle()(part_similarities(emb), labels).sum())
+        total = (
+            TripletBatchAll()(d, labels).sum()
+            + TripletBatchHard()(d, labels).sum()
+            + Circle()(part_similarities(emb), labels).sum()
+        )
         total.backward()
         assert torch.isfinite(total) and torch.isfinite(emb.grad).all()
 

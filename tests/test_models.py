@@ -12,15 +12,24 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 # Parameters at width 1, 64 x 44, 74 classes. GaitSet, GaitPart and GaitGL equal the reference
 # implementation's (2.595 M, 1.204 M, 3.097 M); the others are as measured here (see the README).
-PARAMETERS = {"gaitset": 2_594_592, "gaitpart": 1_204_000, "gaitgl": 3_096_673, "gln": 8_541_984,
-              "deepgaitv2": 8_339_392, "mt3d": 1_790_048, "gei": 0}
+PARAMETERS = {
+    "gaitset": 2_594_592,
+    "gaitpart": 1_204_000,
+    "gaitgl": 3_096_673,
+    "gln": 8_541_984,
+    "deepgaitv2": 8_339_392,
+    "mt3d": 1_790_048,
+    "gei": 0,
+}
 
 
 def test_registry_lists_every_model_and_rejects_unknown_names():
     assert set(MODELS) <= set(available())
     with pytest.raises(GaitflowError, match="backbone 'gaitnope' is unknown; expected one of: .*gaitset"):
         create_model("gaitnope")
-    with pytest.raises(GaitflowError, match="backbone 'gaitset': unknown parameter depth; expected some of: frame_shape"):
+    with pytest.raises(
+        GaitflowError, match="backbone 'gaitset': unknown parameter depth; expected some of: frame_shape"
+    ):
         create_model("gaitset", depth=3)
 
 
@@ -70,7 +79,7 @@ def test_padded_batch_equals_each_sequence_alone(name):
     batch = torch.zeros(len(seqs), max(lengths), 32, 22)
     for i, s in enumerate(seqs):
         batch[i, : len(s)] = s
-        batch[i, len(s):] = torch.rand(max(lengths) - len(s), 32, 22)  # padding content must not matter
+        batch[i, len(s) :] = torch.rand(max(lengths) - len(s), 32, 22)  # padding content must not matter
     with torch.no_grad():
         together = model(batch, torch.tensor(lengths)).embeddings
         alone = torch.cat([model(s[None]).embeddings for s in seqs])

@@ -28,17 +28,26 @@ def test_tiny_run_end_to_end(project, capsys):
 
 
 def test_console_script_reports_bad_input_in_one_line(project):
-    run = subprocess.run([sys.executable, "-m", "gaitflow.cli", "preprocess", "--input", "missing.zip"],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "gaitflow.cli", "preprocess", "--input", "missing.zip"], capture_output=True, text=True
+    )
     assert run.returncode == 2
-    assert run.stderr.strip() == ("gaitflow preprocess: error: missing.zip: not found; "
-                                  "expected a folder or a .zip/.tar/.tar.gz archive of silhouette PNGs")
+    assert run.stderr.strip() == (
+        "gaitflow preprocess: error: missing.zip: not found; "
+        "expected a folder or a .zip/.tar/.tar.gz archive of silhouette PNGs"
+    )
 
 
 def test_ou_mvlp_preset_runs_through_its_protocol(project):
-    sets = ["datasets.oumvlp-syn.synth.ids=6", "datasets.oumvlp-syn.synth.views=[0, 30, 90]",
-            "datasets.oumvlp-syn.synth.frames=8", "datasets.oumvlp-syn.synth.width=160",
-            "datasets.oumvlp-syn.synth.height=120", "preprocess.img_size=32", "synth.workers=1"]
+    sets = [
+        "datasets.oumvlp-syn.synth.ids=6",
+        "datasets.oumvlp-syn.synth.views=[0, 30, 90]",
+        "datasets.oumvlp-syn.synth.frames=8",
+        "datasets.oumvlp-syn.synth.width=160",
+        "datasets.oumvlp-syn.synth.height=120",
+        "preprocess.img_size=32",
+        "synth.workers=1",
+    ]
     args = [a for s in sets for a in ("--set", s)] + ["--dataset", "oumvlp-syn", "--quiet"]
     for step in ("synth", "preprocess", "baseline"):
         assert main([step, *args]) == 0

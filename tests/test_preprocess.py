@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from gaitflow.data import packed, preprocess as pp
+from gaitflow.data import packed
+from gaitflow.data import preprocess as pp
 from gaitflow.data.dataset import PackedDataset
 from gaitflow.errors import GaitflowError
 
@@ -41,11 +42,11 @@ def test_every_bad_input_is_skipped_and_counted(tmp_path):
     files.update(_good_sequence("002/nm-01/090"))
     seq = _good_sequence("003/nm-01/090")
     names = sorted(seq)
-    seq[names[0]] = b"\x89PNG\r\n\x1a\n not really"                 # corrupt PNG
-    seq[names[1]] = seq[names[1]][:40]                                # truncated PNG
-    seq[names[2]] = _png(np.zeros((120, 160), np.uint8))             # empty frame
-    files.update(seq)                                                 # 3 valid frames left: too few
-    files["004/zz-01/090/004-zz-01-090-001.png"] = _png(_walker())   # does not fit the layout
+    seq[names[0]] = b"\x89PNG\r\n\x1a\n not really"  # corrupt PNG
+    seq[names[1]] = seq[names[1]][:40]  # truncated PNG
+    seq[names[2]] = _png(np.zeros((120, 160), np.uint8))  # empty frame
+    files.update(seq)  # 3 valid frames left: too few
+    files["004/zz-01/090/004-zz-01-090-001.png"] = _png(_walker())  # does not fit the layout
     src = tmp_path / "raw.zip"
     _write_zip(src, files)
     out = tmp_path / "packed"
@@ -119,6 +120,7 @@ def test_pickle_import_accepts_arrays_and_refuses_code(tmp_path):
     class Evil:
         def __reduce__(self):
             import os
+
             return (os.system, ("touch " + str(tmp_path / "pwned"),))
 
     bad = tree / "003" / "nm-01" / "000"

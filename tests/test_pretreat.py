@@ -61,7 +61,7 @@ def test_empty_and_centreless_frames_are_dropped():
     img[0:5, 0:7] = 255  # 35 pixels: at most 10000 in sum
     assert pretreat(img) == (None, DROP_EMPTY)
     img = np.zeros((240, 320), np.uint8)
-    img[:, 0] = 255      # all the mass in column 0: the centre is 0
+    img[:, 0] = 255  # all the mass in column 0: the centre is 0
     assert pretreat(img) == (None, DROP_NO_CENTRE)
 
 

@@ -7,7 +7,7 @@ from gaitflow.evaluate import cross_view_rank1, pairwise_distance
 
 
 def test_partwise_euclidean_is_the_mean_of_part_distances():
-    x = np.array([[[0, 0], [0, 0]]], np.float32)           # 1 probe, 2 parts
+    x = np.array([[[0, 0], [0, 0]]], np.float32)  # 1 probe, 2 parts
     y = np.array([[[3, 4], [0, 1]], [[0, 0], [6, 8]]], np.float32)
     d = pairwise_distance(x, y, "euclidean")
     np.testing.assert_allclose(d, [[(5 + 1) / 2, (0 + 10) / 2]], rtol=1e-6)
@@ -27,8 +27,14 @@ def _toy(views=("000", "090", "180")):
     base = {"A": np.array([0.0, 0.0]), "B": np.array([10.0, 0.0])}
     for s in "AB":
         for v in views:
-            subj.append(s); types.append("nm-01"); vw.append(v); emb.append(base[s] + [0, int(v) / 100])
-            subj.append(s); types.append("nm-05"); vw.append(v); emb.append(base[s] + [0.1, int(v) / 100])
+            subj.append(s)
+            types.append("nm-01")
+            vw.append(v)
+            emb.append(base[s] + [0, int(v) / 100])
+            subj.append(s)
+            types.append("nm-05")
+            vw.append(v)
+            emb.append(base[s] + [0.1, int(v) / 100])
     return np.array(emb, np.float32)[:, None, :], np.array(subj), np.array(types), np.array(vw)
 
 

@@ -64,9 +64,13 @@ def test_every_recipe_builds_and_a_toy_model_learns(name):
 
 
 def test_unknown_component_and_parameter_list_the_valid_ones():
-    with pytest.raises(GaitflowError, match=r"recipes.x.arcface: unknown component; expected one of: triplet, ce, circle"):
+    with pytest.raises(
+        GaitflowError, match=r"recipes.x.arcface: unknown component; expected one of: triplet, ce, circle"
+    ):
         build_recipe("x", {"triplet": {}, "arcface": {}}, IDS, PARTS, CHANNELS)
-    with pytest.raises(GaitflowError, match=r"recipes.x.triplet.margn: unknown parameter; expected one of: margin, weight"):
+    with pytest.raises(
+        GaitflowError, match=r"recipes.x.triplet.margn: unknown parameter; expected one of: margin, weight"
+    ):
         build_recipe("x", {"triplet": {"margn": 1}}, IDS, PARTS, CHANNELS)
     with pytest.raises(GaitflowError, match="drpl reweights the triplet loss"):
         build_recipe("x", {"circle": {}, "drpl": {}}, IDS, PARTS, CHANNELS)

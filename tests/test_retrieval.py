@@ -8,8 +8,7 @@ from gaitflow.evaluate.retrieval import retrieval_metrics
 
 def test_rank_map_minp_by_hand():
     # both probes see the gallery ranked B, A, C, A (columns are already in distance order)
-    d = np.array([[0.2, 0.3, 0.5, 0.9],
-                  [0.1, 0.8, 0.9, 0.95]])
+    d = np.array([[0.2, 0.3, 0.5, 0.9], [0.1, 0.8, 0.9, 0.95]])
     gallery = np.array(["B", "A", "C", "A"])
     probes = np.array(["A", "B"])
     m = retrieval_metrics(d, probes, gallery, ranks=(1, 2))

@@ -4,8 +4,7 @@ import math
 
 import pytest
 
-from gaitflow.losses.schedules import (FUSION_SHAPES, dynamic_exponent, fusion_factor, progressive_factor,
-                                       smoothness)
+from gaitflow.losses.schedules import FUSION_SHAPES, dynamic_exponent, fusion_factor, progressive_factor, smoothness
 
 
 def test_progressive_factor_end_points_and_monotone_fall():

@@ -9,8 +9,17 @@ import json
 import pytest
 
 from gaitflow.cli import main
-from gaitflow.tables import (Result, build_tables, l_schedule, load_result, loss_label, to_csv, to_latex,
-                             to_markdown, write_tables)
+from gaitflow.tables import (
+    Result,
+    build_tables,
+    l_schedule,
+    load_result,
+    loss_label,
+    to_csv,
+    to_latex,
+    to_markdown,
+    write_tables,
+)
 
 VIEWS = ["000", "090", "180"]
 RECIPES = {
@@ -57,8 +66,17 @@ def test_variants_table_is_base_d_g_plusplus_per_backbone_after_the_baseline(res
     labels = [labels for labels, _ in table.rows]
     assert labels[0] == ("gei-baseline", "-", "baseline")
     gaitpart = [lab for lab in labels if lab[0] == "gaitpart"]
-    assert [lab for lab in gaitpart if lab[1] == "triplet"] == [("gaitpart", "triplet", v) for v in ("base", "+D", "+G", "++")]
-    assert [lab[1] for lab in gaitpart] == ["ce", "circle", "triplet", "triplet", "triplet", "triplet"]  # grouped by base
+    assert [lab for lab in gaitpart if lab[1] == "triplet"] == [
+        ("gaitpart", "triplet", v) for v in ("base", "+D", "+G", "++")
+    ]
+    assert [lab[1] for lab in gaitpart] == [
+        "ce",
+        "circle",
+        "triplet",
+        "triplet",
+        "triplet",
+        "triplet",
+    ]  # grouped by base
     # neither Waveloss recipes nor as_printed ones belong here
     assert not any("printed" in " ".join(lab) for lab in labels)
     assert ("gaitpart", "circle", "base") in labels and len([lab for lab in gaitpart if lab[1] == "circle"]) == 1
@@ -68,19 +86,30 @@ def test_variants_table_is_base_d_g_plusplus_per_backbone_after_the_baseline(res
 def test_waveloss_tables(results):
     fusion, schedule, ablation = build_tables(results, RECIPES)["waveloss"]
     fusions = [lab for lab, _ in fusion.rows if lab[0] == "gaitset"]
-    assert fusions == [("gaitset", "circle", "norm"), ("gaitset", "circle", "norm"), ("gaitset", "circle", "post"),
-                       ("gaitset", "circle", "pre")]
+    assert fusions == [
+        ("gaitset", "circle", "norm"),
+        ("gaitset", "circle", "norm"),
+        ("gaitset", "circle", "post"),
+        ("gaitset", "circle", "pre"),
+    ]
     assert {lab[2] for lab, _ in schedule.rows} == {"dynamic [-1, 1]", "static l=1"}
     losses = {lab[1] for lab, _ in ablation.rows}
-    assert {"softmax", "triplet", "circle", "circle + norm-fusion (static l=1)",
-            "circle + norm-fusion (dynamic [-1, 1])", "circle + pre-fusion"} <= losses
+    assert {
+        "softmax",
+        "triplet",
+        "circle",
+        "circle + norm-fusion (static l=1)",
+        "circle + norm-fusion (dynamic [-1, 1])",
+        "circle + pre-fusion",
+    } <= losses
 
 
 def test_formulations_pair_recipes_that_differ_only_there(results):
     (table,) = build_tables(results, RECIPES)["formulations"]
     assert [lab for lab, _ in table.rows if lab[0] == "gaitset"] == [
         ("gaitset", "triplet + DRPL", "intended (triplet+drpl)"),
-        ("gaitset", "triplet + DRPL", "as_printed (triplet+drpl-printed)")]
+        ("gaitset", "triplet + DRPL", "as_printed (triplet+drpl-printed)"),
+    ]
 
 
 def test_labels_read_the_components_not_the_names():
@@ -116,14 +145,25 @@ def test_gaitflow_tables_writes_every_file_from_results(project, results):
         if r.recipe is None or (r.backbone in ("gaitset",) and r.recipe in recipes):
             out = root / r.method / "metrics.json"
             out.parent.mkdir(parents=True)
-            out.write_text(json.dumps({"method": r.method, "backbone": r.backbone, "recipe": r.recipe,
-                                       "rank1": r.rank1, "per_view": r.per_view, "mlflow_run_id": r.run_id}))
+            out.write_text(
+                json.dumps(
+                    {
+                        "method": r.method,
+                        "backbone": r.backbone,
+                        "recipe": r.recipe,
+                        "rank1": r.rank1,
+                        "per_view": r.per_view,
+                        "mlflow_run_id": r.run_id,
+                    }
+                )
+            )
     sets = ["--set", "grid.backbones=[gaitset]", "--set", "grid.recipes=[triplet, circle+waveloss]"]
     assert main(["tables", "--quiet", *sets]) == 0
     out = project / "results" / "tables" / "casiab-syn"
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [f"{t}.{e}" for t in ("per_view", "variants", "waveloss", "formulations") for e in ("md", "csv", "tex")]
-        + ["tables.md", "rank1_by_view.png", "ablation.png"])
+        + ["tables.md", "rank1_by_view.png", "ablation.png"]
+    )
     assert "(no runs of this kind in the grid)" in (out / "formulations.md").read_text()
     # a missing results file is one line naming it, and the tables already written stay
     (root / "gaitset-triplet" / "metrics.json").unlink()

@@ -5,11 +5,10 @@ import subprocess
 import sys
 
 import pytest
-
 from test_train import TRAIN
 
 from gaitflow.cli import main
-from gaitflow.tracking import Tracker, init_store
+from gaitflow.tracking import Tracker
 
 SETS = [a for s in [*TRAIN, "tracking.enabled=true"] for a in ("--set", s)]
 
@@ -61,8 +60,10 @@ def test_parallel_writers_lose_nothing(project, store):
         "t.end()\n"
         "assert not t.failed\n"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", code, store, str(i)], stderr=subprocess.PIPE, text=True)
-             for i in range(5)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, store, str(i)], stderr=subprocess.PIPE, text=True)
+        for i in range(5)
+    ]
     for p in procs:
         assert p.wait(timeout=240) == 0, p.stderr.read()
     client = MlflowClient(store)

@@ -10,7 +10,6 @@ import time
 
 import pytest
 import torch
-
 from conftest import TINY
 
 from gaitflow.cli import main
@@ -19,9 +18,17 @@ from gaitflow.train import load_checkpoint
 
 TRAIN = TINY + [
     "datasets.casiab-syn.synth.ids=6",
-    "train.p=2", "train.k=2", "train.frames=4", "train.iterations=6", "train.width=0.25",
-    "train.checkpoint_every=2", "train.log_every=1", "train.warmup=2", "train.milestones=[4]",
-    "train.threads=1", "tracking.enabled=false",
+    "train.p=2",
+    "train.k=2",
+    "train.frames=4",
+    "train.iterations=6",
+    "train.width=0.25",
+    "train.checkpoint_every=2",
+    "train.log_every=1",
+    "train.warmup=2",
+    "train.milestones=[4]",
+    "train.threads=1",
+    "tracking.enabled=false",
 ]
 
 
@@ -46,15 +53,45 @@ def _same(a, b):
 
 def test_same_seed_same_weights_and_evaluation(packed):
     for out in ("a", "b"):
-        assert main(["train", "--quiet", "--backbone", "gaitset", "--recipe", "triplet+drpl+gsam",
-                     "--out", f"models/{out}", *_sets()]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--quiet",
+                    "--backbone",
+                    "gaitset",
+                    "--recipe",
+                    "triplet+drpl+gsam",
+                    "--out",
+                    f"models/{out}",
+                    *_sets(),
+                ]
+            )
+            == 0
+        )
     assert _same(_weights(packed / "models/a/checkpoint.pt"), _weights(packed / "models/b/checkpoint.pt"))
     log = [json.loads(line) for line in (packed / "models/a/train.log").read_text().splitlines()]
     assert [r["iteration"] for r in log] == [1, 2, 3, 4, 5, 6]
-    assert {"triplet_ba", "drpl_bh", "gsam_ce", "gsam_variance", "lr", "iterations_per_second", "data_share"} <= set(log[-1])
+    assert {"triplet_ba", "drpl_bh", "gsam_ce", "gsam_variance", "lr", "iterations_per_second", "data_share"} <= set(
+        log[-1]
+    )
     assert 0 < log[-1]["data_share"] < 1
-    assert main(["evaluate", "--quiet", "--backbone", "gaitset", "--recipe", "triplet+drpl+gsam",
-                 "--run", "models/a", *_sets()]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--quiet",
+                "--backbone",
+                "gaitset",
+                "--recipe",
+                "triplet+drpl+gsam",
+                "--run",
+                "models/a",
+                *_sets(),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((packed / "results/casiab-syn/gaitset-triplet+drpl+gsam/metrics.json").read_text())
     assert set(metrics["rank1"]) == {"NM", "BG", "CL"} and metrics["iterations"] == 6
     assert {"rank1", "rank5", "mAP", "mINP"} <= set(metrics["retrieval"])
@@ -62,10 +99,36 @@ def test_same_seed_same_weights_and_evaluation(packed):
 
 def test_resume_after_a_real_kill_ends_with_the_same_weights(packed):
     longer = ["train.iterations=40", "train.checkpoint_every=5", "train.milestones=[30]"]
-    assert main(["train", "--quiet", "--backbone", "gaitpart", "--recipe", "triplet+gsam", "--out", "models/whole",
-                 *_sets(longer)]) == 0
-    cmd = [sys.executable, "-m", "gaitflow.cli", "train", "--quiet", "--backbone", "gaitpart", "--recipe",
-           "triplet+gsam", "--out", "models/killed", *_sets(longer)]
+    assert (
+        main(
+            [
+                "train",
+                "--quiet",
+                "--backbone",
+                "gaitpart",
+                "--recipe",
+                "triplet+gsam",
+                "--out",
+                "models/whole",
+                *_sets(longer),
+            ]
+        )
+        == 0
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "gaitflow.cli",
+        "train",
+        "--quiet",
+        "--backbone",
+        "gaitpart",
+        "--recipe",
+        "triplet+gsam",
+        "--out",
+        "models/killed",
+        *_sets(longer),
+    ]
     ckpt = packed / "models/killed/checkpoint.pt"
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
@@ -79,7 +142,9 @@ def test_resume_after_a_real_kill_ends_with_the_same_weights(packed):
     assert done.returncode == 0, done.stderr
     assert f"resumed from iteration {stopped_at}" in done.stdout
     assert _same(_weights(packed / "models/whole/checkpoint.pt"), _weights(ckpt))
-    iterations = [json.loads(line)["iteration"] for line in (packed / "models/killed/train.log").read_text().splitlines()]
+    iterations = [
+        json.loads(line)["iteration"] for line in (packed / "models/killed/train.log").read_text().splitlines()
+    ]
     assert iterations == sorted(set(iterations))  # no iteration logged twice
 
 
@@ -126,9 +191,26 @@ def test_unknown_backbone_or_recipe_is_one_line(packed, capsys):
 
 
 def test_two_processes_under_torchrun_train_with_gloo(packed):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-           "-m", "gaitflow.cli", "train", "--quiet", "--backbone", "gaitset", "--recipe", "triplet+gsam",
-           "--out", "models/ddp", *_sets()]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        "-m",
+        "gaitflow.cli",
+        "train",
+        "--quiet",
+        "--backbone",
+        "gaitset",
+        "--recipe",
+        "triplet+gsam",
+        "--out",
+        "models/ddp",
+        *_sets(),
+    ]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.count("train gaitset-triplet+gsam") == 1  # rank 0 reports
@@ -171,5 +253,7 @@ def test_prefetched_stream_resumes_from_the_state_after_each_batch(packed):
     sampler2, rng2 = fresh()
     sampler2.load_state_dict(first[1][3]["sampler"])
     rng2.bit_generator.state = first[1][3]["rng"]
-    resumed = next(batch_stream(data, train_idx, labels, sampler2, rng2, cfg, 0, 1, torch.device("cpu"), prefetch=False))
+    resumed = next(
+        batch_stream(data, train_idx, labels, sampler2, rng2, cfg, 0, 1, torch.device("cpu"), prefetch=False)
+    )
     assert torch.equal(resumed[0], first[2][0]) and np.array_equal(resumed[2], first[2][2])

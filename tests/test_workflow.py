@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO, make_workflow_project, run
 
-from conftest import REPO, WORKFLOW_TINY, make_workflow_project, run
 from gaitflow import workflow as gw
 from gaitflow.config import load_params
 
@@ -19,8 +19,9 @@ PARAMS = load_params(REPO / "params.yaml")
 
 def test_the_grid_expands_to_every_dataset_backbone_recipe():
     params = load_params(REPO / "params.yaml", ["grid.backbones=[gaitset, gln]", "grid.recipes=[triplet, circle]"])
-    assert gw.runs(params) == [{"dataset": "casiab-syn", "backbone": b, "recipe": r}
-                               for b in ("gaitset", "gln") for r in ("triplet", "circle")]
+    assert gw.runs(params) == [
+        {"dataset": "casiab-syn", "backbone": b, "recipe": r} for b in ("gaitset", "gln") for r in ("triplet", "circle")
+    ]
     outs = gw.outputs(params)
     assert "models/casiab-syn/gln-circle" in outs and "results/tables/casiab-syn" in outs
     assert "data/raw/casiab-syn.zip" in outs and len([o for o in outs if o.startswith("models/")]) == 4
@@ -28,14 +29,20 @@ def test_the_grid_expands_to_every_dataset_backbone_recipe():
 
 def test_step_params_are_whole_sections_with_the_run_filled_in():
     got = gw.step_params(PARAMS, "train", dataset="casiab-syn", backbone="gaitgl", recipe="triplet+drpl")
-    assert got == {"seed": 0, "train": PARAMS["train"], "backbones.gaitgl": PARAMS["backbones"]["gaitgl"],
-                   "recipes.triplet+drpl": PARAMS["recipes"]["triplet+drpl"]}
+    assert got == {
+        "seed": 0,
+        "train": PARAMS["train"],
+        "backbones.gaitgl": PARAMS["backbones"]["gaitgl"],
+        "recipes.triplet+drpl": PARAMS["recipes"]["triplet+drpl"],
+    }
 
 
 def test_code_digests_follow_imports_not_the_whole_package(tmp_path, monkeypatch):
     tables = {p.name for p in gw.module_closure(gw.STEP_MODULES["tables"])}
     assert "tables.py" in tables and "train.py" not in tables
-    gaitset = {str(p.relative_to(gw.PACKAGE)) for p in gw.module_closure(("gaitflow.train", "gaitflow.models.gaitset"), False)}
+    gaitset = {
+        str(p.relative_to(gw.PACKAGE)) for p in gw.module_closure(("gaitflow.train", "gaitflow.models.gaitset"), False)
+    }
     assert "models/gaitset.py" in gaitset and "models/blocks.py" in gaitset and "models/gaitgl.py" not in gaitset
     # the registry imports backbones by computed name: without a named backbone, all of them count
     registry = {str(p.relative_to(gw.PACKAGE)) for p in gw.module_closure(("gaitflow.train",))}
@@ -67,9 +74,15 @@ def test_identity_changes_downstream_of_a_change_only():
     for step in ("train", "evaluate"):
         assert gw.identity(PARAMS, step, **run_a) == gw.identity(changed, step, **run_a)
         assert gw.identity(PARAMS, step, **run_b) != gw.identity(changed, step, **run_b)
-    assert gw.identity(PARAMS, "preprocess", dataset="casiab-syn") == gw.identity(changed, "preprocess", dataset="casiab-syn")
+    assert gw.identity(PARAMS, "preprocess", dataset="casiab-syn") == gw.identity(
+        changed, "preprocess", dataset="casiab-syn"
+    )
     noisier = load_params(REPO / "params.yaml", ["datasets.casiab-syn.synth.noise=0.05"])
-    for step, wc in (("preprocess", {"dataset": "casiab-syn"}), ("evaluate", run_a), ("tables", {"dataset": "casiab-syn"})):
+    for step, wc in (
+        ("preprocess", {"dataset": "casiab-syn"}),
+        ("evaluate", run_a),
+        ("tables", {"dataset": "casiab-syn"}),
+    ):
         assert gw.identity(PARAMS, step, **wc) != gw.identity(noisier, step, **wc)
 
 
@@ -80,11 +93,14 @@ def test_the_workflow_schema_is_the_params_schema():
     assert linked.resolve() == (REPO / "gaitflow" / "schemas" / "params.schema.yaml").resolve()
 
 
-@pytest.mark.parametrize("override, message", [
-    ("grid.backbones=[gaitset, resnet]", "grid.backbones: 'resnet' is not in backbones"),
-    ("grid.synthetic=[]", "grid.synthetic = []: expected the grid's datasets that have a synth section"),
-    ("datasets.casiab-syn.raw=/elsewhere/x.zip", "datasets.casiab-syn.raw = '/elsewhere/x.zip'"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("grid.backbones=[gaitset, resnet]", "grid.backbones: 'resnet' is not in backbones"),
+        ("grid.synthetic=[]", "grid.synthetic = []: expected the grid's datasets that have a synth section"),
+        ("datasets.casiab-syn.raw=/elsewhere/x.zip", "datasets.casiab-syn.raw = '/elsewhere/x.zip'"),
+    ],
+)
 def test_a_bad_grid_is_one_line_naming_the_key(override, message):
     from gaitflow.errors import GaitflowError
 
@@ -93,6 +109,7 @@ def test_a_bad_grid_is_one_line_naming_the_key(override, message):
 
 
 # --- the two front ends ---------------------------------------------------------
+
 
 def _normalise(cmd: str) -> str:
     """Drop what only Snakemake's execution adds: threads, worker counts and the log redirection."""
@@ -118,9 +135,15 @@ def _dvc_stages(root: Path) -> list:
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
-        return [(s.name, s.cmd, [str(o.def_path) for o in s.outs],
-                 sorted(k for dep in s.deps if hasattr(dep, "params") for k in dep.params))
-                for s in repo.index.stages]
+        return [
+            (
+                s.name,
+                s.cmd,
+                [str(o.def_path) for o in s.outs],
+                sorted(k for dep in s.deps if hasattr(dep, "params") for k in dep.params),
+            )
+            for s in repo.index.stages
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +184,7 @@ def test_lint_and_a_quick_dry_run(project):
 
 def test_the_slurm_profile_submits_training_to_gpus(project):
     out = run("snakemake -n --profile workflow/profiles/slurm", project).stdout
-    train = out[out.index("rule train:"):]
+    train = out[out.index("rule train:") :]
     resources = next(line for line in train.splitlines() if "resources:" in line)
     assert "slurm_partition=gpu" in resources and "gpu=1" in resources and "runtime=1440" in resources
 
@@ -171,7 +194,10 @@ def test_a_configfile_replaces_params_yaml_and_command_line_config_is_refused(pr
     other["grid"]["backbones"] = ["gln"]
     (project / "other.yaml").write_text(yaml.safe_dump(other))
     jobs = _snakemake_jobs(project, "--configfile", "other.yaml")
-    assert {o for o in jobs if o.startswith("models/")} == {"models/casiab-syn/gln-triplet", "models/casiab-syn/gln-circle+waveloss"}
+    assert {o for o in jobs if o.startswith("models/")} == {
+        "models/casiab-syn/gln-triplet",
+        "models/casiab-syn/gln-circle+waveloss",
+    }
     assert all("--params other.yaml" in cmd for out, cmd in jobs.items() if out.startswith("models/"))
     proc = run("snakemake -n --cores 1 --config seed=3", project, check=False)
     assert proc.returncode != 0 and "edit params.yaml or pass --configfile" in proc.stdout + proc.stderr
@@ -197,8 +223,11 @@ def test_the_papers_params_plan_the_full_grid_on_the_real_casia_b(project):
         out = run("snakemake -n --cores all --configfile workflow/params/papers.yaml", project).stdout
     finally:
         archive.unlink()
-    counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
-              if len(line.split()) == 2 and line.split()[1].isdigit()}
+    counts = {
+        line.split()[0]: int(line.split()[1])
+        for line in out.splitlines()
+        if len(line.split()) == 2 and line.split()[1].isdigit()
+    }
     runs = len(papers["grid"]["backbones"]) * len(papers["grid"]["recipes"])
     assert runs == 96 and counts["train"] == runs and counts["evaluate"] == runs
     assert "synth" not in counts and counts["preprocess"] == 1 and counts["tables"] == 1

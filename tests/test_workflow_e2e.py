@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import WORKFLOW_TINY, make_workflow_project, run
 
 DATASET = "casiab-syn"
@@ -97,7 +96,10 @@ def test_every_run_is_in_mlflow_and_linked_from_the_tables(built):
     for r in runs:
         assert r.info.status == "FINISHED"
         assert {f"{DATASET}/rank1/NM", f"{DATASET}/rank1/BG", f"{DATASET}/rank1/CL"} <= set(r.data.metrics)
-    linked = {line.rsplit(",", 1)[1] for line in (root / f"results/tables/{DATASET}/variants.csv").read_text().splitlines()[1:]}
+    linked = {
+        line.rsplit(",", 1)[1]
+        for line in (root / f"results/tables/{DATASET}/variants.csv").read_text().splitlines()[1:]
+    }
     assert {by_name["gaitpart-triplet"].info.run_id, by_name["gaitset-triplet"].info.run_id} <= linked
 
 
@@ -151,14 +153,29 @@ def _free_port() -> int:
 def test_runs_reach_a_real_mlflow_server(tmp_path):
     from mlflow.tracking import MlflowClient
 
-    root = make_workflow_project(tmp_path / "project",
-                                 WORKFLOW_TINY + ["grid.backbones=[gaitpart]", "grid.recipes=[triplet]"])
+    root = make_workflow_project(
+        tmp_path / "project", WORKFLOW_TINY + ["grid.backbones=[gaitpart]", "grid.recipes=[triplet]"]
+    )
     port = _free_port()
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     uri = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90

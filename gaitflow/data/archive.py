@@ -20,9 +20,9 @@ import struct
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from gaitflow.errors import GaitflowError
 
@@ -74,8 +74,11 @@ def list_members(path: Path, kind: str, suffix: str) -> list[Member]:
         try:
             if entries is None:
                 with zipfile.ZipFile(path) as zf:
-                    entries = [(i.filename, (i.header_offset, i.compress_size, i.compress_type))
-                               for i in zf.infolist() if not i.is_dir()]
+                    entries = [
+                        (i.filename, (i.header_offset, i.compress_size, i.compress_type))
+                        for i in zf.infolist()
+                        if not i.is_dir()
+                    ]
         except (zipfile.BadZipFile, OSError) as exc:
             raise GaitflowError(f"{path}: cannot list the zip archive ({exc})") from None
         members = [e for e in entries if e[0].lower().endswith(suffix)]

@@ -9,8 +9,8 @@ is the pretreated window less ``cut_width`` columns on each side (64 x 64 ->
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -26,17 +26,22 @@ class PackedDataset:
         self.root = Path(root)
         frames_path = self.root / packed.FRAMES_FILE
         if not frames_path.exists():
-            raise GaitflowError(f"{self.root}: no packed dataset here ({packed.FRAMES_FILE} is missing); "
-                                "run `gaitflow preprocess` first")
+            raise GaitflowError(
+                f"{self.root}: no packed dataset here ({packed.FRAMES_FILE} is missing); "
+                "run `gaitflow preprocess` first"
+            )
         try:
             self.frames = np.load(frames_path, mmap_mode="r")
             index = packed.read_index(self.root / packed.INDEX_FILE)
             self.partition = json.loads((self.root / packed.PARTITION_FILE).read_text())
         except (OSError, ValueError, json.JSONDecodeError) as exc:
-            raise GaitflowError(f"{self.root}: the packed dataset is unreadable or incomplete ({exc}); "
-                                "run `gaitflow preprocess` again") from None
+            raise GaitflowError(
+                f"{self.root}: the packed dataset is unreadable or incomplete ({exc}); run `gaitflow preprocess` again"
+            ) from None
         if self.frames.ndim != 3 or self.frames.dtype != np.uint8:
-            raise GaitflowError(f"{frames_path}: expected uint8 [frames, H, W], got {self.frames.dtype} {self.frames.shape}")
+            raise GaitflowError(
+                f"{frames_path}: expected uint8 [frames, H, W], got {self.frames.dtype} {self.frames.shape}"
+            )
         self.subjects = index["subject"]
         self.types = index["type"]
         self.views = index["view"]
@@ -44,8 +49,9 @@ class PackedDataset:
         self.offsets = index["offset"]
         self.counts = index["count"]
         if len(self.offsets) and (self.offsets + self.counts).max() > len(self.frames):
-            raise GaitflowError(f"{self.root}: index.csv points past the end of {packed.FRAMES_FILE}; "
-                                "run `gaitflow preprocess` again")
+            raise GaitflowError(
+                f"{self.root}: index.csv points past the end of {packed.FRAMES_FILE}; run `gaitflow preprocess` again"
+            )
         width = self.frames.shape[2]
         self.cut = cut_width(self.frames.shape[1]) if cut else 0
         self.cut = min(self.cut, max(0, (width - 1) // 2))
@@ -54,12 +60,21 @@ class PackedDataset:
     def __len__(self) -> int:
         return len(self.offsets)
 
-    def select(self, subjects: Iterable[str] | None = None, types: Iterable[str] | None = None,
-               conditions: Iterable[str] | None = None, views: Iterable[str] | None = None) -> np.ndarray:
+    def select(
+        self,
+        subjects: Iterable[str] | None = None,
+        types: Iterable[str] | None = None,
+        conditions: Iterable[str] | None = None,
+        views: Iterable[str] | None = None,
+    ) -> np.ndarray:
         """Indices of the sequences that match every given filter."""
         mask = np.ones(len(self), bool)
-        for values, column in ((subjects, self.subjects), (types, self.types),
-                               (conditions, self.conditions), (views, self.views)):
+        for values, column in (
+            (subjects, self.subjects),
+            (types, self.types),
+            (conditions, self.conditions),
+            (views, self.views),
+        ):
             if values is not None:
                 mask &= np.isin(column, np.asarray(list(values), dtype=str))
         return np.flatnonzero(mask)
@@ -84,7 +99,9 @@ class PackedDataset:
         lookup = {s: i for i, s in enumerate(names)}
         return np.array([lookup[s] for s in self.subjects[indices]], np.int64), names
 
-    def batches(self, indices: np.ndarray, max_frames: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def batches(
+        self, indices: np.ndarray, max_frames: int = 4096
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Evaluation loading: (sequence indices, lengths, frames concatenated [sum(lengths), H, W'])
         of consecutive sequences, at most `max_frames` frames per batch (one long sequence may exceed it)."""
         batch: list[int] = []

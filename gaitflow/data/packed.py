@@ -141,7 +141,10 @@ def read_index(path: Path) -> dict[str, np.ndarray]:
     if not rows or tuple(rows[0]) != INDEX_COLUMNS:
         raise ValueError(f"expected the header {','.join(INDEX_COLUMNS)}")
     body = rows[1:]
-    cols = {name: np.array([r[i] for r in body], dtype=object if i < 4 else np.int64) for i, name in enumerate(INDEX_COLUMNS)}
+    cols = {
+        name: np.array([r[i] for r in body], dtype=object if i < 4 else np.int64)
+        for i, name in enumerate(INDEX_COLUMNS)
+    }
     for name in INDEX_COLUMNS[:4]:
         cols[name] = cols[name].astype(str)
     return cols

@@ -157,9 +157,17 @@ def _pkl_sequence(task):
 # --------------------------------------------------------------------- main
 
 
-def preprocess(source: Path, out: Path, layout: str, size: int = 64, min_foreground: int = 10000,
-               min_frames: int = 5, train_fraction: float = 0.5968, workers: int = 0,
-               progress: bool = True) -> dict:
+def preprocess(
+    source: Path,
+    out: Path,
+    layout: str,
+    size: int = 64,
+    min_foreground: int = 10000,
+    min_frames: int = 5,
+    train_fraction: float = 0.5968,
+    workers: int = 0,
+    progress: bool = True,
+) -> dict:
     """Pack a raw dataset at `source` into `out`; returns the report (also written to out/report.json)."""
     from tqdm import tqdm
 
@@ -210,8 +218,9 @@ def preprocess(source: Path, out: Path, layout: str, size: int = 64, min_foregro
         shared = (str(frames_path), packed.HEADER_BYTES, (max(total, 1),) + writer.frame_shape)
     rows: list[tuple[SequenceKey, int, int]] = []
     n_workers = min(resolve_workers(workers), max(1, len(keys)))
-    bar = tqdm(total=report.files, unit="frame", unit_scale=True, desc=f"preprocess {source.name}",
-               disable=not progress)
+    bar = tqdm(
+        total=report.files, unit="frame", unit_scale=True, desc=f"preprocess {source.name}", disable=not progress
+    )
 
     def task(key, files):
         if not importing:
@@ -226,8 +235,11 @@ def preprocess(source: Path, out: Path, layout: str, size: int = 64, min_foregro
             yield k, n, (number if not importing else t)
 
     global _jobs
-    _jobs = {} if importing or kind == "tar-stream" else {
-        number: (slots[key], size, min_foreground, groups[key]) for number, key in enumerate(keys)}
+    _jobs = (
+        {}
+        if importing or kind == "tar-stream"
+        else {number: (slots[key], size, min_foreground, groups[key]) for number, key in enumerate(keys)}
+    )
 
     def tasks_stream():
         """Stream a compressed tar once more; a sequence is handed out when its last file has arrived."""

@@ -11,7 +11,7 @@ can be saved and restored, so a resumed run draws the same batches.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -76,8 +76,9 @@ def sample_frames(count: int, n: int, mode: str, rng: np.random.Generator, skip:
     raise ValueError(f"frame sampling mode {mode!r}: expected one of {FRAME_MODES}")
 
 
-def clip_batch(dataset, indices: np.ndarray, n_frames: int, mode: str, rng: np.random.Generator,
-               skip: int = 0) -> np.ndarray:
+def clip_batch(
+    dataset, indices: np.ndarray, n_frames: int, mode: str, rng: np.random.Generator, skip: int = 0
+) -> np.ndarray:
     """uint8 [len(indices), n_frames, H, W] training clips of the given sequences."""
     out = np.empty((len(indices), n_frames) + tuple(dataset.frame_shape), np.uint8)
     for b, i in enumerate(indices):

@@ -224,8 +224,15 @@ def pose(body: Body, shot: Shot) -> dict[str, np.ndarray]:
         foot_dir = _vec(np.cos(toe_down), -np.sin(toe_down), zero)
         heel = ankle - 0.035 * foot_dir - _vec(zero, 0.02 + zero, zero)
         toe = ankle + (body.foot - 0.035) * foot_dir - _vec(zero, 0.025 + zero, zero)
-        joints.update({f"hip_{side}": hip, f"knee_{side}": knee_p, f"ankle_{side}": ankle,
-                       f"heel_{side}": heel, f"toe_{side}": toe})
+        joints.update(
+            {
+                f"hip_{side}": hip,
+                f"knee_{side}": knee_p,
+                f"ankle_{side}": ankle,
+                f"heel_{side}": heel,
+                f"toe_{side}": toe,
+            }
+        )
         lowest += [heel[:, 1] - 0.02, toe[:, 1] - 0.018]
     # Lift the pelvis so that the lowest point of either foot touches the ground:
     # this gives the walk its vertical bounce without a separate parameter.
@@ -240,8 +247,13 @@ def pose(body: Body, shot: Shot) -> dict[str, np.ndarray]:
     front = _vec(np.cos(lean), -np.sin(lean), zero)
     torso = body.shoulder_height - body.hip_height
     neck = pelvis + torso * axis
-    joints.update(pelvis=pelvis, neck=neck, torso_axis=axis, torso_front=front,
-                  torso_right=_vec(np.sin(-twist), zero, np.cos(-twist)))
+    joints.update(
+        pelvis=pelvis,
+        neck=neck,
+        torso_axis=axis,
+        torso_front=front,
+        torso_right=_vec(np.sin(-twist), zero, np.cos(-twist)),
+    )
     for side, sign, offset in (("l", -1.0, 0.0), ("r", 1.0, np.pi)):
         ph = phi + offset
         carries = hand_bag and side == "r"
@@ -249,13 +261,21 @@ def pose(body: Body, shot: Shot) -> dict[str, np.ndarray]:
         alpha = body.arm_offset - swing * np.sin(ph)
         ab = body.arm_abduction + (0.12 if carries else 0.0)
         shoulder = neck + sign * body.shoulder_half * joints["torso_right"]
-        elbow = shoulder + body.upper_arm * _vec(np.sin(alpha) * np.cos(ab), -np.cos(alpha) * np.cos(ab), sign * np.sin(ab) + zero)
+        elbow = shoulder + body.upper_arm * _vec(
+            np.sin(alpha) * np.cos(ab), -np.cos(alpha) * np.cos(ab), sign * np.sin(ab) + zero
+        )
         bend = body.elbow_bend + body.elbow_swing * np.maximum(0, np.sin(alpha)) / max(np.sin(swing), 1e-3)
         bend = np.minimum(bend, body.elbow_bend + body.elbow_swing)
         fa = alpha + bend
         wrist = elbow + body.forearm * _vec(np.sin(fa) * np.cos(ab), -np.cos(fa) * np.cos(ab), sign * np.sin(ab) + zero)
-        joints.update({f"shoulder_{side}": shoulder, f"elbow_{side}": elbow, f"wrist_{side}": wrist,
-                       f"hand_{side}": wrist + 0.06 * _vec(np.sin(fa), -np.cos(fa), zero)})
+        joints.update(
+            {
+                f"shoulder_{side}": shoulder,
+                f"elbow_{side}": elbow,
+                f"wrist_{side}": wrist,
+                f"hand_{side}": wrist + 0.06 * _vec(np.sin(fa), -np.cos(fa), zero),
+            }
+        )
     joints["head"] = neck + (0.045 + body.head_radius) * axis + _vec(body.head_forward + zero, zero, zero)
     return joints
 
@@ -291,7 +311,9 @@ def solids(body: Body, shot: Shot, j: dict[str, np.ndarray]) -> Solids:
             (j[f"elbow_{s}"], j[f"wrist_{s}"], body.forearm_radius * sleeve, body.forearm_radius * 0.8 * sleeve),
             (j[f"wrist_{s}"], j[f"hand_{s}"], 0.024, 0.02),
         ]
-    caps.append((j["shoulder_l"], j["shoulder_r"], body.upper_arm_radius * 1.1 * sleeve, body.upper_arm_radius * 1.1 * sleeve))
+    caps.append(
+        (j["shoulder_l"], j["shoulder_r"], body.upper_arm_radius * 1.1 * sleeve, body.upper_arm_radius * 1.1 * sleeve)
+    )
     caps.append((j["neck"], j["head"], 0.034, 0.034))
 
     a, f, r = j["torso_axis"], j["torso_front"], j["torso_right"]
@@ -302,7 +324,9 @@ def solids(body: Body, shot: Shot, j: dict[str, np.ndarray]) -> Solids:
     ell = [
         _ellipsoid(j["neck"] - 0.1 * a, f, a, r, body.chest_depth * wide, 0.125, body.shoulder_half * 0.95 * wide),
         _ellipsoid(j["pelvis"] + 0.45 * torso * a, f, a, r, body.belly_depth * wide, 0.11, body.waist_half * wide),
-        _ellipsoid(j["pelvis"] + 0.03 * a, fwd, up, side, 0.075 * wide, 0.085, (body.hip_half + 0.6 * body.thigh_radius) * wide),
+        _ellipsoid(
+            j["pelvis"] + 0.03 * a, fwd, up, side, 0.075 * wide, 0.085, (body.hip_half + 0.6 * body.thigh_radius) * wide
+        ),
         _ellipsoid(j["head"], fwd, up, side, body.head_radius * 1.05, body.head_radius * 1.15, body.head_radius * 0.92),
     ]
     if shot.bag == "backpack":
@@ -328,8 +352,12 @@ def solids(body: Body, shot: Shot, j: dict[str, np.ndarray]) -> Solids:
         ang = np.linspace(0, 2 * np.pi, 12, endpoint=False)
         ring = np.stack([np.cos(ang), np.zeros_like(ang), np.sin(ang)], -1)  # [K, 3]
         w_axes = np.array([body.belly_depth * wide * 1.05, 0, body.waist_half * wide * 1.05])
-        h_axes = np.stack([hem_f, np.zeros_like(hem_f), np.full_like(hem_f, (body.hip_half + body.thigh_radius) * wide + 0.03)], -1)
-        pts = np.concatenate([waist[:, None, :] + ring[None] * w_axes, hem_c[:, None, :] + ring[None] * h_axes[:, None, :]], axis=1)
+        h_axes = np.stack(
+            [hem_f, np.zeros_like(hem_f), np.full_like(hem_f, (body.hip_half + body.thigh_radius) * wide + 0.03)], -1
+        )
+        pts = np.concatenate(
+            [waist[:, None, :] + ring[None] * w_axes, hem_c[:, None, :] + ring[None] * h_axes[:, None, :]], axis=1
+        )
         hulls.append(pts)
     return Solids(caps, ell, hulls)
 
@@ -379,8 +407,17 @@ def place_camera(body: Body, shot: Shot, joints: dict[str, np.ndarray], width: i
     focal = shot.stature_px * height * shot.depth
     cam = Camera(focal, origin, fwd, right, 0.0, 0.0)
     # Where do the feet and the head land with the principal point at 0?
-    pts = np.concatenate([joints["head"][:, None], joints["toe_l"][:, None], joints["toe_r"][:, None],
-                          joints["heel_l"][:, None], joints["heel_r"][:, None], joints["pelvis"][:, None]], 1)
+    pts = np.concatenate(
+        [
+            joints["head"][:, None],
+            joints["toe_l"][:, None],
+            joints["toe_r"][:, None],
+            joints["heel_l"][:, None],
+            joints["heel_r"][:, None],
+            joints["pelvis"][:, None],
+        ],
+        1,
+    )
     uv, _ = cam.project(pts)
     mid = shot.frames // 2
     ground_y = uv[mid, 1:5, 1].max()
@@ -413,7 +450,9 @@ def _capsule_polys(a2, b2, ra, rb):
     c = np.sqrt(1 - s**2)
     t1 = n * c + e * s
     t2 = -n * c + e * s
-    quad = np.stack([a2 + ra[..., None] * t1, b2 + rb[..., None] * t1, b2 + rb[..., None] * t2, a2 + ra[..., None] * t2], -2)
+    quad = np.stack(
+        [a2 + ra[..., None] * t1, b2 + rb[..., None] * t1, b2 + rb[..., None] * t2, a2 + ra[..., None] * t2], -2
+    )
     ok = length[..., 0] > np.abs(ra - rb) + 1e-3
     return quad, ok
 
@@ -462,8 +501,18 @@ def render(body: Body, shot: Shot, width: int, height: int) -> list[np.ndarray]:
             if ok[t]:
                 cv2.fillConvexPoly(img, quad[t], 255, cv2.LINE_8, SHIFT)
         for c2, major, minor, angle in ells:
-            cv2.ellipse(img, (int(c2[t, 0]), int(c2[t, 1])), (int(major[t]), int(minor[t])), float(angle[t]),
-                        0, 360, 255, -1, cv2.LINE_8, SHIFT)
+            cv2.ellipse(
+                img,
+                (int(c2[t, 0]), int(c2[t, 1])),
+                (int(major[t]), int(minor[t])),
+                float(angle[t]),
+                0,
+                360,
+                255,
+                -1,
+                cv2.LINE_8,
+                SHIFT,
+            )
         for pts in hulls:
             cv2.fillConvexPoly(img, cv2.convexHull(pts[t]), 255, cv2.LINE_8, SHIFT)
         frames.append(img)
@@ -481,7 +530,7 @@ def add_noise(img: np.ndarray, rng: np.random.Generator, rate: float) -> np.ndar
     u = rng.random(6)
     if u[0] < rate * 0.4:  # a missing frame: the segmenter found nothing
         return np.zeros_like(img)
-    ys, xs = np.nonzero(img[:: 4, :: 4])
+    ys, xs = np.nonzero(img[::4, ::4])
     if len(ys) == 0:
         return img
     y0, y1 = max(0, ys.min() * 4 - 4), min(h, ys.max() * 4 + 8)
@@ -501,13 +550,29 @@ def add_noise(img: np.ndarray, rng: np.random.Generator, rate: float) -> np.ndar
     if u[3] < min(1.0, rate * 4):  # holes inside the body
         for _ in range(int(rng.integers(1, 4))):
             cy, cx = rng.integers(y0, y1), rng.integers(x0, x1)
-            cv2.ellipse(img, (int(cx), int(cy)), (int(rng.integers(2, 7)), int(rng.integers(2, 9))),
-                        float(rng.uniform(0, 180)), 0, 360, 0, -1)
+            cv2.ellipse(
+                img,
+                (int(cx), int(cy)),
+                (int(rng.integers(2, 7)), int(rng.integers(2, 9))),
+                float(rng.uniform(0, 180)),
+                0,
+                360,
+                0,
+                -1,
+            )
     if u[4] < min(1.0, rate * 2):  # spurious blobs (shadows, moving background)
         for _ in range(int(rng.integers(1, 3))):
             cy, cx = rng.integers(0, h), rng.integers(0, w)
-            cv2.ellipse(img, (int(cx), int(cy)), (int(rng.integers(2, 10)), int(rng.integers(2, 6))),
-                        float(rng.uniform(0, 180)), 0, 360, 255, -1)
+            cv2.ellipse(
+                img,
+                (int(cx), int(cy)),
+                (int(rng.integers(2, 10)), int(rng.integers(2, 6))),
+                float(rng.uniform(0, 180)),
+                0,
+                360,
+                255,
+                -1,
+            )
     return img
 
 
@@ -531,8 +596,11 @@ class SeqJob:
     @property
     def key(self) -> SequenceKey:
         lay = get_layout(self.layout)
-        return SequenceKey(lay.subject(self.subject, self.n_subjects), lay.sequence_type(self.condition, self.number),
-                           lay.view(self.view))
+        return SequenceKey(
+            lay.subject(self.subject, self.n_subjects),
+            lay.sequence_type(self.condition, self.number),
+            lay.view(self.view),
+        )
 
 
 def body_of(seed: int, subject: int) -> Body:
@@ -558,7 +626,9 @@ def jobs_for(spec: dict, seed: int) -> list[SeqJob]:
     """Every sequence of a synthetic dataset, in file order."""
     syn = spec["synth"]
     jobs = [
-        SeqJob(seed, spec["layout"], s, syn["ids"], cond, k, view, syn["frames"], syn["width"], syn["height"], syn["noise"])
+        SeqJob(
+            seed, spec["layout"], s, syn["ids"], cond, k, view, syn["frames"], syn["width"], syn["height"], syn["noise"]
+        )
         for s in range(1, syn["ids"] + 1)
         for cond, count in syn["conditions"].items()
         for k in range(1, count + 1)
@@ -567,8 +637,7 @@ def jobs_for(spec: dict, seed: int) -> list[SeqJob]:
     return sorted(jobs, key=lambda j: j.key)
 
 
-def synthesize(spec: dict, seed: int, out: Path, archive: str = "zip", workers: int = 0,
-               progress: bool = True) -> dict:
+def synthesize(spec: dict, seed: int, out: Path, archive: str = "zip", workers: int = 0, progress: bool = True) -> dict:
     """Write a synthetic dataset to `out` (an archive, or a folder); returns counts and timing."""
     from tqdm import tqdm
 
@@ -600,4 +669,9 @@ def synthesize(spec: dict, seed: int, out: Path, archive: str = "zip", workers: 
         writer.abort()
         raise
     seconds = time.perf_counter() - start
-    return {"sequences": len(jobs), "frames": frames, "seconds": seconds, "frames_per_second": frames / max(seconds, 1e-9)}
+    return {
+        "sequences": len(jobs),
+        "frames": frames,
+        "seconds": seconds,
+        "frames_per_second": frames / max(seconds, 1e-9),
+    }

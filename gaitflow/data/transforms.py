@@ -15,8 +15,14 @@ import torch
 import torch.nn.functional as F
 
 
-def augment(x: torch.Tensor, rng: np.random.Generator, flip: float = 0.0, affine: float = 0.0,
-            rotate: float = 0.0, shift: float = 0.0) -> torch.Tensor:
+def augment(
+    x: torch.Tensor,
+    rng: np.random.Generator,
+    flip: float = 0.0,
+    affine: float = 0.0,
+    rotate: float = 0.0,
+    shift: float = 0.0,
+) -> torch.Tensor:
     """x: [N, S, H, W] float silhouettes -> augmented copy (x itself when nothing applies)."""
     n = x.shape[0]
     flips = rng.random(n) < flip
@@ -43,5 +49,3 @@ def augment(x: torch.Tensor, rng: np.random.Generator, flip: float = 0.0, affine
         grid = F.affine_grid(theta, list(seqs.shape), align_corners=False)
         x[t] = F.grid_sample(seqs, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return x
-
-

@@ -11,7 +11,7 @@ probes, so memory stays bounded for OU-MVLP-sized sets.
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -36,9 +36,15 @@ def _part(x: np.ndarray, rows: np.ndarray, p: int, metric: str):
     return torch.nn.functional.normalize(out, dim=1) if metric == "cosine" else out
 
 
-def distance_chunks(probe: np.ndarray, gallery: np.ndarray, metric: str, chunk: int = 1024, tile: int = 4096,
-                    probe_rows: np.ndarray | None = None,
-                    gallery_rows: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
+def distance_chunks(
+    probe: np.ndarray,
+    gallery: np.ndarray,
+    metric: str,
+    chunk: int = 1024,
+    tile: int = 4096,
+    probe_rows: np.ndarray | None = None,
+    gallery_rows: np.ndarray | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
     """(start, distances [c, m]) for consecutive chunks of probe rows against all gallery rows.
 
     probe / gallery are [N, P, C] arrays (possibly the same one) and the *_rows select from
@@ -82,13 +88,21 @@ def distance_chunks(probe: np.ndarray, gallery: np.ndarray, metric: str, chunk: 
         yield s, out.numpy()
 
 
-def prepared_chunks(probe: np.ndarray, gallery: np.ndarray, metric: str = "euclidean", chunk: int = 1024,
-                    probe_rows=None, gallery_rows=None) -> Iterator[tuple[int, np.ndarray]]:
+def prepared_chunks(
+    probe: np.ndarray,
+    gallery: np.ndarray,
+    metric: str = "euclidean",
+    chunk: int = 1024,
+    probe_rows=None,
+    gallery_rows=None,
+) -> Iterator[tuple[int, np.ndarray]]:
     """distance_chunks under the public name, for consumers that reduce each chunk."""
     yield from distance_chunks(probe, gallery, metric, chunk, probe_rows=probe_rows, gallery_rows=gallery_rows)
 
 
-def pairwise_distance(probe: np.ndarray, gallery: np.ndarray, metric: str = "euclidean", chunk: int = 1024) -> np.ndarray:
+def pairwise_distance(
+    probe: np.ndarray, gallery: np.ndarray, metric: str = "euclidean", chunk: int = 1024
+) -> np.ndarray:
     """Full distance matrix [n, m] between [n, P, C] and [m, P, C] embeddings ([n, C] is one part)."""
     out = np.empty((len(probe), len(gallery)), np.float32)
     for s, d in distance_chunks(probe, gallery, metric, chunk):
@@ -96,8 +110,15 @@ def pairwise_distance(probe: np.ndarray, gallery: np.ndarray, metric: str = "euc
     return out
 
 
-def nearest_in_groups(probe: np.ndarray, gallery: np.ndarray, groups: Sequence[np.ndarray],
-                      metric: str = "euclidean", chunk: int = 1024, probe_rows=None, gallery_rows=None) -> np.ndarray:
+def nearest_in_groups(
+    probe: np.ndarray,
+    gallery: np.ndarray,
+    groups: Sequence[np.ndarray],
+    metric: str = "euclidean",
+    chunk: int = 1024,
+    probe_rows=None,
+    gallery_rows=None,
+) -> np.ndarray:
     """For every probe row and every group of gallery positions, the gallery position of the nearest one.
 
     Returns int64 [n, len(groups)], -1 where a group is empty. The full matrix is never held.

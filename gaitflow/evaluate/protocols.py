@@ -19,9 +19,16 @@ import numpy as np
 from gaitflow.evaluate.distances import nearest_in_groups
 
 
-def cross_view_rank1(embeddings: np.ndarray, subjects: np.ndarray, types: np.ndarray, views: np.ndarray,
-                     gallery_types: list[str], probe_sets: dict[str, list[str]], metric: str = "euclidean",
-                     no_gallery: str = "error") -> dict:
+def cross_view_rank1(
+    embeddings: np.ndarray,
+    subjects: np.ndarray,
+    types: np.ndarray,
+    views: np.ndarray,
+    gallery_types: list[str],
+    probe_sets: dict[str, list[str]],
+    metric: str = "euclidean",
+    no_gallery: str = "error",
+) -> dict:
     """Rank-1 per condition, per probe view and per view pair; see the module docstring."""
     if no_gallery not in ("error", "exclude"):
         raise ValueError(f"no_gallery {no_gallery!r}: expected error or exclude")
@@ -29,8 +36,15 @@ def cross_view_rank1(embeddings: np.ndarray, subjects: np.ndarray, types: np.nda
     all_views = sorted(set(views.tolist()))
     gal = np.flatnonzero(np.isin(types, gallery_types))
     groups = [np.flatnonzero(views[gal] == v) for v in all_views]
-    result = {"metric": metric, "no_gallery": no_gallery, "views": all_views, "rank1": {}, "per_view": {},
-              "matrix": {}, "probes": {}}
+    result = {
+        "metric": metric,
+        "no_gallery": no_gallery,
+        "views": all_views,
+        "rank1": {},
+        "per_view": {},
+        "matrix": {},
+        "probes": {},
+    }
     for name, probe_types in probe_sets.items():
         probe = np.flatnonzero(np.isin(types, probe_types))
         if len(probe) == 0 or len(gal) == 0:
@@ -40,7 +54,7 @@ def cross_view_rank1(embeddings: np.ndarray, subjects: np.ndarray, types: np.nda
         matrix = np.full((len(all_views), len(all_views)), np.nan)
         for a, v1 in enumerate(all_views):
             rows = views[probe] == v1
-            for b, v2 in enumerate(all_views):
+            for b in range(len(all_views)):
                 use = rows.copy()
                 if no_gallery == "exclude":
                     use &= np.isin(subjects[probe], subjects[gal][groups[b]])
@@ -53,7 +67,9 @@ def cross_view_rank1(embeddings: np.ndarray, subjects: np.ndarray, types: np.nda
             per_view = np.where(counts > 0, np.nansum(off, axis=1) / np.maximum(counts, 1), np.nan)
         valid = per_view[~np.isnan(per_view)]
         result["rank1"][name] = round(float(valid.mean()), 4) if len(valid) else float("nan")
-        result["per_view"][name] = {v: (None if np.isnan(x) else round(float(x), 4)) for v, x in zip(all_views, per_view)}
+        result["per_view"][name] = {
+            v: (None if np.isnan(x) else round(float(x), 4)) for v, x in zip(all_views, per_view)
+        }
         result["matrix"][name] = [[None if np.isnan(x) else float(x) for x in row] for row in matrix]
         result["probes"][name] = int(len(probe))
     return result

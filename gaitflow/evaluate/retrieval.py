@@ -22,8 +22,11 @@ def _per_probe(distances: np.ndarray, probe_ids: np.ndarray, gallery_ids: np.nda
     cum = np.cumsum(matches, 1)
     positions = np.arange(1, matches.shape[1] + 1)
     last = matches.shape[1] - 1 - np.argmax(matches[:, ::-1], 1)
-    return {"first": matches.argmax(1), "ap": (cum / positions * matches).sum(1) / matches.sum(1),
-            "inp": matches.sum(1) / (last + 1)}
+    return {
+        "first": matches.argmax(1),
+        "ap": (cum / positions * matches).sum(1) / matches.sum(1),
+        "inp": matches.sum(1) / (last + 1),
+    }
 
 
 def _summarise(per: dict, ranks) -> dict:
@@ -36,14 +39,20 @@ def _summarise(per: dict, ranks) -> dict:
     return out
 
 
-def retrieval_metrics(distances: np.ndarray, probe_ids: np.ndarray, gallery_ids: np.ndarray,
-                      ranks=(1, 5, 10)) -> dict:
+def retrieval_metrics(distances: np.ndarray, probe_ids: np.ndarray, gallery_ids: np.ndarray, ranks=(1, 5, 10)) -> dict:
     """Metrics from a full probe x gallery distance matrix."""
     return _summarise(_per_probe(distances, probe_ids, gallery_ids, ranks), ranks)
 
 
-def retrieval(embeddings: np.ndarray, subjects: np.ndarray, probe: np.ndarray, gallery: np.ndarray,
-              metric: str = "euclidean", ranks=(1, 5, 10), chunk: int = 1024) -> dict:
+def retrieval(
+    embeddings: np.ndarray,
+    subjects: np.ndarray,
+    probe: np.ndarray,
+    gallery: np.ndarray,
+    metric: str = "euclidean",
+    ranks=(1, 5, 10),
+    chunk: int = 1024,
+) -> dict:
     """Retrieval metrics of probe rows against gallery rows of one embedding matrix, a chunk of
     probes at a time (the full matrix is never held)."""
     parts = {"first": [], "ap": [], "inp": []}

@@ -23,18 +23,29 @@ from gaitflow.models.base import to_channels_last
 from gaitflow.train import CHECKPOINT, CONFIG, build_model, embed, load_checkpoint, resolve_device
 
 
-def score(emb: np.ndarray, data: PackedDataset, test: np.ndarray, protocol_name: str, protocol: dict,
-          metric: str) -> dict:
+def score(
+    emb: np.ndarray, data: PackedDataset, test: np.ndarray, protocol_name: str, protocol: dict, metric: str
+) -> dict:
     """Protocol metrics of test-set embeddings."""
     subjects, types, views = data.subjects[test], data.types[test], data.views[test]
     if protocol_name == "retrieval":
         gallery_types = protocol.get("gallery")
         gallery = np.isin(types, gallery_types) if gallery_types else np.ones(len(test), bool)
         probe = ~gallery if gallery_types else np.ones(len(test), bool)
-        return {"metric": metric, "retrieval": retrieval(emb, subjects, np.flatnonzero(probe), np.flatnonzero(gallery),
-                                                         metric)}
-    result = cross_view_rank1(emb, subjects, types, views, protocol["gallery"], protocol["probes"], metric,
-                              protocol.get("no_gallery", "error"))
+        return {
+            "metric": metric,
+            "retrieval": retrieval(emb, subjects, np.flatnonzero(probe), np.flatnonzero(gallery), metric),
+        }
+    result = cross_view_rank1(
+        emb,
+        subjects,
+        types,
+        views,
+        protocol["gallery"],
+        protocol["probes"],
+        metric,
+        protocol.get("no_gallery", "error"),
+    )
     gallery = np.flatnonzero(np.isin(types, protocol["gallery"]))
     probe = np.flatnonzero(~np.isin(types, protocol["gallery"]))
     result["retrieval"] = retrieval(emb, subjects, probe, gallery, metric)  # all probes against the whole gallery
@@ -48,8 +59,16 @@ def _run_id(run_dir: Path) -> str | None:
     return (saved_run(run_dir) or {}).get("run_id")
 
 
-def evaluate(params: dict, run_dir: Path, eval_name: str, eval_spec: dict, data_dir: Path, out: Path,
-             device: str | None = None, progress: bool = True) -> dict:
+def evaluate(
+    params: dict,
+    run_dir: Path,
+    eval_name: str,
+    eval_spec: dict,
+    data_dir: Path,
+    out: Path,
+    device: str | None = None,
+    progress: bool = True,
+) -> dict:
     run_dir = Path(run_dir)
     try:
         config = yaml.safe_load((run_dir / CONFIG).read_text())
@@ -59,15 +78,19 @@ def evaluate(params: dict, run_dir: Path, eval_name: str, eval_spec: dict, data_
         config = None
     needed = ("dataset", "backbone", "recipe", "train", "backbone_params", "subjects", "frame_shape")
     if not isinstance(config, dict) or any(k not in config for k in needed):
-        raise GaitflowError(f"{run_dir / CONFIG}: not a gaitflow run configuration (expected the keys "
-                            f"{', '.join(needed)}); train this run again")
+        raise GaitflowError(
+            f"{run_dir / CONFIG}: not a gaitflow run configuration (expected the keys "
+            f"{', '.join(needed)}); train this run again"
+        )
     dev = resolve_device(device or params["train"]["device"])
     ckpt = load_checkpoint(run_dir / CHECKPOINT, dev)
     data = PackedDataset(data_dir)
     if tuple(data.frame_shape) != tuple(config["frame_shape"]):
-        raise GaitflowError(f"{data_dir}: frames are {data.frame_shape[0]} x {data.frame_shape[1]} but the model was "
-                            f"trained on {config['frame_shape'][0]} x {config['frame_shape'][1]}; preprocess it at "
-                            "the same preprocess.img_size")
+        raise GaitflowError(
+            f"{data_dir}: frames are {data.frame_shape[0]} x {data.frame_shape[1]} but the model was "
+            f"trained on {config['frame_shape'][0]} x {config['frame_shape'][1]}; preprocess it at "
+            "the same preprocess.img_size"
+        )
     model = build_model(config, data.frame_shape, len(config["subjects"])).to(dev)
     model.load_state_dict(ckpt["model"])
     if params["train"]["channels_last"]:
@@ -80,13 +103,20 @@ def evaluate(params: dict, run_dir: Path, eval_name: str, eval_spec: dict, data_
     emb = embed(model, data, test, dev, params["evaluate"]["max_frames"], progress).numpy()
     seconds = time.perf_counter() - start
     result = score(emb, data, test, protocol_name, protocol, metric)
-    metrics = {"method": f"{config['backbone']}-{config['recipe']}", "backbone": config["backbone"],
-               "recipe": config["recipe"], "trained_on": config["dataset"], "evaluated_on": eval_name,
-               "protocol": protocol_name, "test_subjects": len(data.partition["TEST_SET"]),
-               "test_sequences": int(len(test)), "iterations": int(ckpt["iteration"]),
-               "embedding_seconds": round(seconds, 3), "mlflow_run_id": _run_id(run_dir), **result}
+    metrics = {
+        "method": f"{config['backbone']}-{config['recipe']}",
+        "backbone": config["backbone"],
+        "recipe": config["recipe"],
+        "trained_on": config["dataset"],
+        "evaluated_on": eval_name,
+        "protocol": protocol_name,
+        "test_subjects": len(data.partition["TEST_SET"]),
+        "test_sequences": int(len(test)),
+        "iterations": int(ckpt["iteration"]),
+        "embedding_seconds": round(seconds, 3),
+        "mlflow_run_id": _run_id(run_dir),
+        **result,
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, metrics)
     return metrics
-
-

@@ -120,8 +120,12 @@ class CrossEntropy(nn.Module):
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         n, p, k = logits.shape
-        per = F.cross_entropy(self.scale * logits.float().transpose(1, 2), labels[:, None].expand(n, p),
-                              reduction="none", label_smoothing=self.label_smoothing)  # [N, P]
+        per = F.cross_entropy(
+            self.scale * logits.float().transpose(1, 2),
+            labels[:, None].expand(n, p),
+            reduction="none",
+            label_smoothing=self.label_smoothing,
+        )  # [N, P]
         return per.mean(0)
 
 

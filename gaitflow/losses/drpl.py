@@ -43,8 +43,9 @@ def _masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.nan_to_num(w, nan=0.0)  # rows with no member stay 0
 
 
-def hardness_weights(dist: torch.Tensor, labels: torch.Tensor, delta: float, weighting: str = "softmax",
-                     formulation: str = "intended") -> tuple[torch.Tensor, torch.Tensor]:
+def hardness_weights(
+    dist: torch.Tensor, labels: torch.Tensor, delta: float, weighting: str = "softmax", formulation: str = "intended"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(W_pos, W_neg), each [P, N, N], rows summing to 1 over the anchor's positives / negatives."""
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting {weighting!r}: expected one of {', '.join(WEIGHTINGS)}")
@@ -68,8 +69,14 @@ def hardness_weights(dist: torch.Tensor, labels: torch.Tensor, delta: float, wei
     return _masked_softmax(lp, pos_m), _masked_softmax(ln, neg_m)
 
 
-def drpl_batch_hard(dist: torch.Tensor, labels: torch.Tensor, delta: float, margin: float = 0.2,
-                    weighting: str = "softmax", formulation: str = "intended") -> torch.Tensor:
+def drpl_batch_hard(
+    dist: torch.Tensor,
+    labels: torch.Tensor,
+    delta: float,
+    margin: float = 0.2,
+    weighting: str = "softmax",
+    formulation: str = "intended",
+) -> torch.Tensor:
     """DRPL-BH per part (eq. 5): [P]."""
     w_pos, w_neg = hardness_weights(dist, labels, delta, weighting, formulation)
     pos_term = (w_pos * dist).sum(-1)
@@ -91,8 +98,17 @@ class DRPL(nn.Module):
 
     input = "distances"
 
-    def __init__(self, margin: float = 0.2, delta_min: float = 0.1, eps: float = 1.4, weighting: str = "softmax",
-                 formulation: str = "intended", batch_all: bool = True, smooth: bool = True, hard: str = "drpl"):
+    def __init__(
+        self,
+        margin: float = 0.2,
+        delta_min: float = 0.1,
+        eps: float = 1.4,
+        weighting: str = "softmax",
+        formulation: str = "intended",
+        batch_all: bool = True,
+        smooth: bool = True,
+        hard: str = "drpl",
+    ):
         super().__init__()
         if hard not in ("drpl", "vanilla"):
             raise ValueError(f"hard {hard!r}: expected drpl or vanilla")

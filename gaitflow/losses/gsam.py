@@ -44,9 +44,20 @@ class GSAM(nn.Module):
 
     input = "embeddings"
 
-    def __init__(self, num_ids: int, dim: int, tau: float = 0.1, alpha: float = 0.9, beta: float = 0.9,
-                 update: str = "pu+au", element: str = "centroid", per_id: int = 8,
-                 formulation: str = "intended", variance_weight: float = 1.0, seed: int = 0):
+    def __init__(
+        self,
+        num_ids: int,
+        dim: int,
+        tau: float = 0.1,
+        alpha: float = 0.9,
+        beta: float = 0.9,
+        update: str = "pu+au",
+        element: str = "centroid",
+        per_id: int = 8,
+        formulation: str = "intended",
+        variance_weight: float = 1.0,
+        seed: int = 0,
+    ):
         super().__init__()
         if update not in UPDATES:
             raise ValueError(f"update {update!r}: expected one of {', '.join(UPDATES)}")
@@ -85,7 +96,11 @@ class GSAM(nn.Module):
                 chosen = own[(own - centre).norm(dim=1).argmax()][None]
             else:
                 k = self.rows_per_id
-                idx = torch.randint(len(own), (k,), generator=gen) if len(own) < k else torch.randperm(len(own), generator=gen)[:k]
+                idx = (
+                    torch.randint(len(own), (k,), generator=gen)
+                    if len(own) < k
+                    else torch.randperm(len(own), generator=gen)[:k]
+                )
                 chosen = own[idx.to(own.device)]
             rows.append(chosen)
         self.memory.copy_(F.normalize(torch.cat(rows), dim=1))
@@ -138,7 +153,9 @@ class GSAM(nn.Module):
         means = sums / counts[:, None]
         return ((features - means[inverse]) ** 2).sum(1).mean()
 
-    def components(self, embeddings: torch.Tensor, labels: torch.Tensor, update: bool = True) -> dict[str, torch.Tensor]:
+    def components(
+        self, embeddings: torch.Tensor, labels: torch.Tensor, update: bool = True
+    ) -> dict[str, torch.Tensor]:
         """{'gsam_ce', 'gsam_variance'} for a batch. In training the memory is first updated with the
         batch (algorithm 1: line 7 updates M, line 12 computes L_GSAM with it)."""
         if not bool(self.initialised):
@@ -146,8 +163,10 @@ class GSAM(nn.Module):
         f = self.flatten(embeddings)
         if update and self.training:
             self.update(f.detach(), labels)
-        return {"gsam_ce": F.cross_entropy(self.logits(f), labels),
-                "gsam_variance": self.variance_weight * self.variance(f, labels)}
+        return {
+            "gsam_ce": F.cross_entropy(self.logits(f), labels),
+            "gsam_variance": self.variance_weight * self.variance(f, labels),
+        }
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return sum(self.components(embeddings, labels).values())

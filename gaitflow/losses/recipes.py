@@ -37,8 +37,14 @@ from gaitflow.losses.schedules import dynamic_exponent, fusion_factor
 class Waveloss(nn.Module):
     """Part fusion settings (FORMULATION.md, Waveloss eq. 4-7)."""
 
-    def __init__(self, fusion: str = "norm", l_min: float = -1.0, l_max: float = 1.0, cycles: float = 1.0,
-                 formulation: str = "intended"):
+    def __init__(
+        self,
+        fusion: str = "norm",
+        l_min: float = -1.0,
+        l_max: float = 1.0,
+        cycles: float = 1.0,
+        formulation: str = "intended",
+    ):
         super().__init__()
         if fusion not in ("post", "pre", "norm"):
             raise GaitflowError(f"waveloss.fusion = {fusion!r}: expected post, pre or norm")
@@ -52,13 +58,30 @@ class Waveloss(nn.Module):
 class GSAMTerm(nn.Module):
     """GSAM with its fusion factor gamma_t (eq. 11); the memory is built when the recipe is."""
 
-    def __init__(self, tau: float = 0.1, alpha: float = 0.9, beta: float = 0.9, update: str = "pu+au",
-                 element: str = "centroid", per_id: int = 8, variance_weight: float = 1.0,
-                 factor: str = "sine", formulation: str = "intended"):
+    def __init__(
+        self,
+        tau: float = 0.1,
+        alpha: float = 0.9,
+        beta: float = 0.9,
+        update: str = "pu+au",
+        element: str = "centroid",
+        per_id: int = 8,
+        variance_weight: float = 1.0,
+        factor: str = "sine",
+        formulation: str = "intended",
+    ):
         super().__init__()
         fusion_factor(0, 1, factor)
-        self.kwargs = dict(tau=tau, alpha=alpha, beta=beta, update=update, element=element, per_id=per_id,
-                           variance_weight=variance_weight, formulation=formulation)
+        self.kwargs = dict(
+            tau=tau,
+            alpha=alpha,
+            beta=beta,
+            update=update,
+            element=element,
+            per_id=per_id,
+            variance_weight=variance_weight,
+            formulation=formulation,
+        )
         self.factor = factor
         self.memory: GSAM | None = None
 
@@ -89,8 +112,15 @@ def _circle(margin: float = 0.25, gamma: float = 64.0, weight: float = 1.0):
     return Weighted(base.Circle(margin, gamma), weight)
 
 
-def _drpl(delta_min: float = 0.1, eps: float = 1.4, weighting: str = "softmax", formulation: str = "intended",
-          batch_all: bool = True, smooth: bool = True, hard: str = "drpl"):
+def _drpl(
+    delta_min: float = 0.1,
+    eps: float = 1.4,
+    weighting: str = "softmax",
+    formulation: str = "intended",
+    batch_all: bool = True,
+    smooth: bool = True,
+    hard: str = "drpl",
+):
     try:
         return DRPL(0.2, delta_min, eps, weighting, formulation, batch_all, smooth, hard)
     except ValueError as exc:
@@ -150,8 +180,9 @@ class Recipe(nn.Module):
             out["ce"] = p["ce"].weight * p["ce"].loss(lg, labels)
         return out
 
-    def forward(self, embeddings: torch.Tensor, logits: torch.Tensor | None, labels: torch.Tensor, t: int = 0,
-                T: int = 1) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(
+        self, embeddings: torch.Tensor, logits: torch.Tensor | None, labels: torch.Tensor, t: int = 0, T: int = 1
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         wave = self.parts["waveloss"] if "waveloss" in self.parts else None
         per_part = self._part_losses(embeddings, logits, labels, t, T, pre=wave is not None and wave.fusion == "pre")
         logged: dict[str, float] = {k: float(v.detach().mean()) for k, v in per_part.items()}
@@ -184,7 +215,9 @@ def build_recipe(name: str, spec: dict, num_ids: int, parts: int, channels: int)
         valid = component_parameters(comp)
         unknown = sorted(set(params) - set(valid))
         if unknown:
-            raise GaitflowError(f"recipes.{name}.{comp}.{unknown[0]}: unknown parameter; expected one of: {', '.join(valid)}")
+            raise GaitflowError(
+                f"recipes.{name}.{comp}.{unknown[0]}: unknown parameter; expected one of: {', '.join(valid)}"
+            )
         try:
             built[comp] = COMPONENTS[comp](**params)
         except (ValueError, TypeError) as exc:

@@ -37,8 +37,9 @@ def smoothness(t: float, T: float) -> float:
     return math.sin(math.pi * _progress(t, T) / 2.0)
 
 
-def fusion_factor(t: float, T: float, shape: str = "sine", steps: tuple[float, ...] = (1 / 3, 2 / 3),
-                  power: float = 2.0) -> float:
+def fusion_factor(
+    t: float, T: float, shape: str = "sine", steps: tuple[float, ...] = (1 / 3, 2 / 3), power: float = 2.0
+) -> float:
     """GaitMPL eq. 11 and table IX: the weight gamma_t of the GSAM loss."""
     x = _progress(t, T)
     if shape == "sine":
@@ -56,8 +57,9 @@ def fusion_factor(t: float, T: float, shape: str = "sine", steps: tuple[float, .
     raise ValueError(f"fusion factor shape {shape!r}: expected one of {', '.join(FUSION_SHAPES)}")
 
 
-def dynamic_exponent(t: float, T: float, l_min: float = -1.0, l_max: float = 1.0, cycles: float = 1.0,
-                     formulation: str = "intended") -> float:
+def dynamic_exponent(
+    t: float, T: float, l_min: float = -1.0, l_max: float = 1.0, cycles: float = 1.0, formulation: str = "intended"
+) -> float:
     """Waveloss eq. 5: the Dynamic Learning Process exponent l_t (static when l_min == l_max)."""
     phase = math.pi * _progress(t, T) * cycles / 2.0
     if formulation == "intended":

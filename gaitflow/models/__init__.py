@@ -48,8 +48,9 @@ def create_model(name: str, **params) -> GaitModel:
     accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
     unknown = sorted(set(params) - set(accepted))
     if unknown:
-        raise GaitflowError(f"backbone {name!r}: unknown parameter {', '.join(unknown)}; "
-                            f"expected some of: {', '.join(accepted)}")
+        raise GaitflowError(
+            f"backbone {name!r}: unknown parameter {', '.join(unknown)}; expected some of: {', '.join(accepted)}"
+        )
     return cls(**params)
 
 

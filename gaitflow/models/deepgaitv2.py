@@ -16,13 +16,27 @@ import torch.nn.functional as F
 from gaitflow.errors import GaitflowError
 from gaitflow.models import register
 from gaitflow.models.base import GaitModel, init_weights
-from gaitflow.models.blocks import (BNNeck, FrameWise, HorizontalPooling, SeparateFCs, conv2d, conv3d, masked_max, scaled,
-                                    zero_padded)
+from gaitflow.models.blocks import (
+    BNNeck,
+    FrameWise,
+    HorizontalPooling,
+    SeparateFCs,
+    conv2d,
+    conv3d,
+    masked_max,
+    scaled,
+    zero_padded,
+)
 
 
 def _basic2d(cin: int, cout: int, stride: int) -> nn.Module:
-    return nn.Sequential(conv2d(cin, cout, 3, stride), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                         conv2d(cout, cout, 3), nn.BatchNorm2d(cout))
+    return nn.Sequential(
+        conv2d(cin, cout, 3, stride),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        conv2d(cout, cout, 3),
+        nn.BatchNorm2d(cout),
+    )
 
 
 class Residual(nn.Module):
@@ -32,11 +46,14 @@ class Residual(nn.Module):
         super().__init__()
         self.mode = mode
         if mode == "3d":
-            self.body = nn.Sequential(conv3d(cin, cout, stride=(1, stride, stride)), nn.BatchNorm3d(cout),
-                                      nn.ReLU(inplace=True))
+            self.body = nn.Sequential(
+                conv3d(cin, cout, stride=(1, stride, stride)), nn.BatchNorm3d(cout), nn.ReLU(inplace=True)
+            )
             self.body2 = nn.Sequential(conv3d(cout, cout), nn.BatchNorm3d(cout))
         elif mode == "p3d":
-            self.conv1 = FrameWise(nn.Sequential(conv2d(cin, cout, 3, stride), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)))
+            self.conv1 = FrameWise(
+                nn.Sequential(conv2d(cin, cout, 3, stride), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+            )
             self.temporal = nn.Sequential(conv3d(cout, cout, (3, 1, 1), (1, 1, 1), (1, 0, 0)), nn.BatchNorm3d(cout))
             self.conv2 = FrameWise(nn.Sequential(conv2d(cout, cout, 3), nn.BatchNorm2d(cout)))
         else:
@@ -60,8 +77,16 @@ class Residual(nn.Module):
 
 @register("deepgaitv2")
 class DeepGaitV2(GaitModel):
-    def __init__(self, frame_shape=(64, 44), width: float = 1.0, num_classes: int = 74, mode: str = "p3d",
-                 channels=(64, 128, 256, 512), layers=(1, 1, 1, 1), embedding: int = 256):
+    def __init__(
+        self,
+        frame_shape=(64, 44),
+        width: float = 1.0,
+        num_classes: int = 74,
+        mode: str = "p3d",
+        channels=(64, 128, 256, 512),
+        layers=(1, 1, 1, 1),
+        embedding: int = 256,
+    ):
         super().__init__(frame_shape, width, num_classes)
         if mode not in ("2d", "p3d", "3d"):
             raise GaitflowError(f"mode {mode!r}: expected 2d, p3d or 3d")

@@ -21,8 +21,17 @@ import torch.nn.functional as F
 from gaitflow.errors import GaitflowError
 from gaitflow.models import register
 from gaitflow.models.base import GaitModel, init_weights
-from gaitflow.models.blocks import (GeMPooling, SeparateFCs, conv3d, downsample_lengths, frame_mask, lrelu,
-                                    masked_max, scaled, zero_padded)
+from gaitflow.models.blocks import (
+    GeMPooling,
+    SeparateFCs,
+    conv3d,
+    downsample_lengths,
+    frame_mask,
+    lrelu,
+    masked_max,
+    scaled,
+    zero_padded,
+)
 
 VARIANTS = {
     "casia-b": {"channels": (32, 64, 128), "deep": False, "halving": 3},
@@ -79,14 +88,22 @@ class GaitGL(GaitModel):
         half = min(v["halving"], max(0, (frame_shape[0] // 2).bit_length() - 1))
         if v["deep"]:
             self.stem = nn.Sequential(conv3d(1, c[0]), lrelu(), conv3d(c[0], c[0]), lrelu())
-            stages = [(c[0], c[1], False), (c[1], c[1], False), None,
-                      (c[1], c[2], False), (c[2], c[2], False), (c[2], c[3], False), (c[3], c[3], True)]
+            stages = [
+                (c[0], c[1], False),
+                (c[1], c[1], False),
+                None,
+                (c[1], c[2], False),
+                (c[2], c[2], False),
+                (c[2], c[3], False),
+                (c[3], c[3], True),
+            ]
         else:
             self.stem = nn.Sequential(conv3d(1, c[0]), lrelu())
             stages = [(c[0], c[1], False), None, (c[1], c[2], False), (c[2], c[2], True)]
         self.lta = nn.Sequential(conv3d(c[0], c[0], (3, 1, 1), (3, 1, 1), (0, 0, 0)), lrelu())
         self.layers = nn.ModuleList(
-            [nn.MaxPool3d((1, 2, 2)) if s is None else GLConv(s[0], s[1], half, stack=s[2]) for s in stages])
+            [nn.MaxPool3d((1, 2, 2)) if s is None else GLConv(s[0], s[1], half, stack=s[2]) for s in stages]
+        )
         channels = c[-1]
         self.parts = frame_shape[0]  # one part per row: the last layer doubles the halved height
         self.hpp = GeMPooling(self.parts)

@@ -19,8 +19,17 @@ import torch.nn.functional as F
 
 from gaitflow.models import register
 from gaitflow.models.base import GaitModel, init_weights
-from gaitflow.models.blocks import (FocalConv2d, FrameWise, HorizontalPooling, SeparateFCs, conv2d, lrelu, masked_max,
-                                    scaled, zero_padded)
+from gaitflow.models.blocks import (
+    FocalConv2d,
+    FrameWise,
+    HorizontalPooling,
+    SeparateFCs,
+    conv2d,
+    lrelu,
+    masked_max,
+    scaled,
+    zero_padded,
+)
 
 
 class MicroMotion(nn.Module):
@@ -30,8 +39,9 @@ class MicroMotion(nn.Module):
         super().__init__()
         hidden = channels // squeeze
         self.conv1 = nn.Conv1d(parts * channels, parts * hidden, 3, padding=1, groups=parts, bias=False)
-        self.conv2 = nn.Conv1d(parts * hidden, parts * channels, second_kernel, padding=second_kernel // 2,
-                               groups=parts, bias=False)
+        self.conv2 = nn.Conv1d(
+            parts * hidden, parts * channels, second_kernel, padding=second_kernel // 2, groups=parts, bias=False
+        )
         self.window = window
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -52,11 +62,24 @@ class GaitPart(GaitModel):
         h2, h3 = frame_shape[0] // 2, frame_shape[0] // 4
         halve2 = min(2, max(0, h2.bit_length() - 1))
         halve3 = min(3, max(0, h3.bit_length() - 1))
-        self.backbone = FrameWise(nn.Sequential(
-            conv2d(1, c[0], 5), lrelu(), conv2d(c[0], c[0], 3), lrelu(), nn.MaxPool2d(2),
-            FocalConv2d(c[0], c[1], 3, halve2), lrelu(), FocalConv2d(c[1], c[1], 3, halve2), lrelu(), nn.MaxPool2d(2),
-            FocalConv2d(c[1], c[2], 3, halve3), lrelu(), FocalConv2d(c[2], c[2], 3, halve3), lrelu(),
-        ))
+        self.backbone = FrameWise(
+            nn.Sequential(
+                conv2d(1, c[0], 5),
+                lrelu(),
+                conv2d(c[0], c[0], 3),
+                lrelu(),
+                nn.MaxPool2d(2),
+                FocalConv2d(c[0], c[1], 3, halve2),
+                lrelu(),
+                FocalConv2d(c[1], c[1], 3, halve2),
+                lrelu(),
+                nn.MaxPool2d(2),
+                FocalConv2d(c[1], c[2], 3, halve3),
+                lrelu(),
+                FocalConv2d(c[2], c[2], 3, halve3),
+                lrelu(),
+            )
+        )
         self.parts = min(16, h3)
         self.hpp = FrameWise(HorizontalPooling((self.parts,)))
         self.mtb1 = MicroMotion(self.parts, c[2], 3, 1)

@@ -4,8 +4,6 @@ baseline every trained model must beat."""
 
 from __future__ import annotations
 
-import torch
-
 from gaitflow.models import register
 from gaitflow.models.base import GaitModel
 

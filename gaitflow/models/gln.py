@@ -31,8 +31,16 @@ def _stage(cin: int, cout: int, first_kernel: int = 3) -> nn.Sequential:
 
 @register("gln")
 class GLN(GaitModel):
-    def __init__(self, frame_shape=(64, 44), width: float = 1.0, num_classes: int = 74, phase: int = 1,
-                 lateral: int = 256, embedding: int = 256, dropout: float = 0.9):
+    def __init__(
+        self,
+        frame_shape=(64, 44),
+        width: float = 1.0,
+        num_classes: int = 74,
+        phase: int = 1,
+        lateral: int = 256,
+        embedding: int = 256,
+        dropout: float = 0.9,
+    ):
         super().__init__(frame_shape, width, num_classes)
         if phase not in (1, 2):
             raise GaitflowError(f"phase {phase!r}: expected 1 (lateral pre-training) or 2 (compact block)")
@@ -51,8 +59,13 @@ class GLN(GaitModel):
         self.head = SeparateFCs(parts, lat, emb)
         self.phase = phase
         if phase == 2:
-            self.compact = nn.Sequential(nn.BatchNorm1d(parts * emb), nn.Dropout(dropout), nn.ReLU(inplace=True),
-                                         nn.Linear(parts * emb, emb, bias=False), nn.BatchNorm1d(emb))
+            self.compact = nn.Sequential(
+                nn.BatchNorm1d(parts * emb),
+                nn.Dropout(dropout),
+                nn.ReLU(inplace=True),
+                nn.Linear(parts * emb, emb, bias=False),
+                nn.BatchNorm1d(emb),
+            )
             self.classifier = nn.Linear(emb, num_classes, bias=False)
         init_weights(self)
 

@@ -25,8 +25,18 @@ import torch.nn.functional as F
 
 from gaitflow.models import register
 from gaitflow.models.base import GaitModel, init_weights
-from gaitflow.models.blocks import (HorizontalPooling, SeparateFCs, conv2d, conv3d, downsample_lengths, frame_mask,
-                                    lrelu, masked_max, scaled, zero_padded)
+from gaitflow.models.blocks import (
+    HorizontalPooling,
+    SeparateFCs,
+    conv2d,
+    conv3d,
+    downsample_lengths,
+    frame_mask,
+    lrelu,
+    masked_max,
+    scaled,
+    zero_padded,
+)
 from gaitflow.models.gaitgl import repeat_short
 
 

@@ -4,16 +4,16 @@ rule baseline:
         produced(gw.PACKED, "preprocess"),
     output:
         gw.BASELINE,
-    params:
-        file=PARAMS,
-        settings=settings("baseline"),
-        identity=identity("baseline"),
-    conda:
-        "../envs/gaitflow.yaml"
     log:
         "logs/baseline/{dataset}.log",
     benchmark:
         "logs/benchmarks/baseline/{dataset}.tsv"
+    conda:
+        "../envs/gaitflow.yaml"
+    params:
+        file=PARAMS,
+        settings=settings("baseline"),
+        identity=identity("baseline"),
     shell:
         "gaitflow baseline --params {params.file} --dataset {wildcards.dataset} --data {input} --out {output} "
         "--quiet > {log} 2>&1"

@@ -24,8 +24,10 @@ configfile: "params.yaml"
 # (a merge would mix two experiments); every CLI call reads the same file.
 PARAMS = os.path.relpath(workflow.overwrite_configfiles[-1]) if workflow.overwrite_configfiles else "params.yaml"
 if workflow.config_settings.config:
-    raise WorkflowError("--config: gaitflow steps read their params file, so values given on the command line "
-                        "would not reach them; edit params.yaml or pass --configfile <params file>")
+    raise WorkflowError(
+        "--config: gaitflow steps read their params file, so values given on the command line "
+        "would not reach them; edit params.yaml or pass --configfile <params file>"
+    )
 if workflow.overwrite_configfiles:
     with open(PARAMS) as fh:
         config.clear()

@@ -6,19 +6,19 @@ rule evaluate:
     output:
         metrics=gw.METRICS,
         plot=gw.VIEW_PLOT,
-    params:
-        file=PARAMS,
-        settings=settings("evaluate"),
-        identity=identity("evaluate"),
-    threads: MODEL_THREADS
-    resources:
-        gpu=GPU,
-    conda:
-        "../envs/gaitflow.yaml"
     log:
         "logs/evaluate/{dataset}/{backbone}-{recipe}.log",
     benchmark:
         "logs/benchmarks/evaluate/{dataset}/{backbone}-{recipe}.tsv"
+    conda:
+        "../envs/gaitflow.yaml"
+    threads: MODEL_THREADS
+    resources:
+        gpu=GPU,
+    params:
+        file=PARAMS,
+        settings=settings("evaluate"),
+        identity=identity("evaluate"),
     shell:
         "OMP_NUM_THREADS={threads} gaitflow evaluate --params {params.file} --dataset {wildcards.dataset} "
         "--backbone {wildcards.backbone} --recipe {wildcards.recipe} --run {input.run} --data {input.data} "

@@ -4,17 +4,17 @@ rule preprocess:
         raw_input,
     output:
         directory(gw.PACKED),
-    params:
-        file=PARAMS,
-        settings=settings("preprocess"),
-        identity=identity("preprocess"),
-    threads: 32  # Snakemake gives it at most --cores
-    conda:
-        "../envs/gaitflow.yaml"
     log:
         "logs/preprocess/{dataset}.log",
     benchmark:
         "logs/benchmarks/preprocess/{dataset}.tsv"
+    conda:
+        "../envs/gaitflow.yaml"
+    threads: 32  # Snakemake gives it at most --cores
+    params:
+        file=PARAMS,
+        settings=settings("preprocess"),
+        identity=identity("preprocess"),
     shell:
         "gaitflow preprocess --params {params.file} --dataset {wildcards.dataset} --out {output} "
         "--set preprocess.workers={threads} --quiet > {log} 2>&1"

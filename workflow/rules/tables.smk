@@ -10,16 +10,16 @@ rule tables:
             caption="../report/tables.rst",
             category="Tables",
         ),
-    params:
-        file=PARAMS,
-        settings=settings("tables"),
-        identity=identity("tables"),
-    conda:
-        "../envs/gaitflow.yaml"
     log:
         "logs/tables/{dataset}.log",
     benchmark:
         "logs/benchmarks/tables/{dataset}.tsv"
+    conda:
+        "../envs/gaitflow.yaml"
+    params:
+        file=PARAMS,
+        settings=settings("tables"),
+        identity=identity("tables"),
     shell:
         "gaitflow tables --params {params.file} --dataset {wildcards.dataset} --results results/{wildcards.dataset} "
         "--out {output} --quiet > {log} 2>&1"
