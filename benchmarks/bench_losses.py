@@ -19,6 +19,17 @@ from gaitflow.losses.recipes import build_recipe
 BATCHES = {"P8xK16": (8, 16), "P32xK8": (32, 8)}
 
 
+class RandomTrainingSet:
+    """Two random sequences per identity, for components that prepare from the training set (GSAM)."""
+
+    def __init__(self, ids: int, parts: int, channels: int):
+        self.labels = torch.arange(ids).repeat(2)
+        self.shape = (ids * 2, parts, channels)
+
+    def embed(self, model):
+        return torch.randn(self.shape)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=5)
@@ -39,8 +50,7 @@ def main() -> None:
             labels = torch.randperm(ids)[:p].repeat_interleave(k)
             emb = torch.randn(p * k, args.parts, args.channels, requires_grad=True)
             logits = torch.randn(p * k, args.parts, ids, requires_grad=True)
-            if recipe.gsam is not None:
-                recipe.gsam.initialise(torch.randn(ids * 2, args.parts * args.channels), torch.arange(ids).repeat(2))
+            recipe.prepare(None, RandomTrainingSet(ids, args.parts, args.channels))
             recipe.train()
 
             def call(recipe=recipe, emb=emb, logits=logits, labels=labels):

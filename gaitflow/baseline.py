@@ -14,6 +14,7 @@ import numpy as np
 from gaitflow.data.dataset import PackedDataset
 from gaitflow.data.packed import write_json
 from gaitflow.evaluate import cross_view_rank1
+from gaitflow.workflow import BASELINE_METHOD
 
 
 def gait_energy_images(dataset: PackedDataset, indices: np.ndarray) -> np.ndarray:
@@ -40,7 +41,7 @@ def run_baseline(data: Path, out: Path, protocol_name: str, protocol: dict, metr
         protocol.get("no_gallery", "error"),
     )
     metrics = {
-        "method": "gei-baseline",
+        "method": BASELINE_METHOD,
         "protocol": protocol_name,
         "dataset": str(data),
         "test_subjects": len(dataset.partition["TEST_SET"]),

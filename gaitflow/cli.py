@@ -19,7 +19,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from gaitflow import workflow as layout
 from gaitflow.errors import GaitflowError
+
+
+def _at(pattern: str) -> str:
+    """A layout pattern as help text: models/{dataset}/... -> models/<dataset>/..."""
+    return pattern.replace("{", "<").replace("}", ">")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -49,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("preprocess", help="raw silhouettes -> packed dataset")
     _common(p)
     p.add_argument("--input", help="folder or archive (default: the dataset's `raw` path)")
-    p.add_argument("--out", help="output folder (default: data/processed/<dataset>)")
+    p.add_argument("--out", help=f"output folder (default: {_at(layout.PACKED)})")
     p.add_argument("--layout", help="file layout (default: the dataset's `layout`)")
     p.set_defaults(func=cmd_preprocess)
 
@@ -57,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--backbone", required=True, help="a backbone from params.yaml backbones")
     p.add_argument("--recipe", required=True, help="a loss recipe from params.yaml recipes")
-    p.add_argument("--data", help="packed dataset folder (default: data/processed/<dataset>)")
-    p.add_argument("--out", help="run folder (default: models/<dataset>/<backbone>-<recipe>)")
+    p.add_argument("--data", help=f"packed dataset folder (default: {_at(layout.PACKED)})")
+    p.add_argument("--out", help=f"run folder (default: {_at(layout.RUN)})")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="force a device (default: params train.device)")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and train from scratch")
     p.set_defaults(func=cmd_train)
@@ -67,10 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--backbone", required=True)
     p.add_argument("--recipe", required=True)
-    p.add_argument("--run", help="run folder (default: models/<dataset>/<backbone>-<recipe>)")
+    p.add_argument("--run", help=f"run folder (default: {_at(layout.RUN)})")
     p.add_argument("--eval-dataset", help="evaluate on another dataset's test set and protocol (cross-dataset)")
     p.add_argument("--data", help="packed dataset folder of the evaluation dataset")
-    p.add_argument("--out", help="metrics file (default: results/<eval dataset>/<backbone>-<recipe>/metrics.json)")
+    p.add_argument("--out", help=f"metrics file (default: {_at(layout.METRICS)}, of the evaluation dataset)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_evaluate)
 
@@ -80,14 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("baseline", help="GEI + nearest neighbour under the dataset's protocol")
     _common(p)
-    p.add_argument("--data", help="packed dataset folder (default: data/processed/<dataset>)")
-    p.add_argument("--out", help="metrics file (default: results/<dataset>/gei-baseline/metrics.json)")
+    p.add_argument("--data", help=f"packed dataset folder (default: {_at(layout.PACKED)})")
+    p.add_argument("--out", help=f"metrics file (default: {_at(layout.BASELINE)})")
     p.set_defaults(func=cmd_baseline)
 
     p = sub.add_parser("tables", help="the papers' tables (Markdown, CSV, LaTeX) and plots from the results files")
     _common(p)
-    p.add_argument("--results", help="results folder (default: results/<dataset>)")
-    p.add_argument("--out", help="output folder, replaced whole (default: results/tables/<dataset>)")
+    p.add_argument("--results", help=f"results folder (default: {_at(layout.RESULTS)})")
+    p.add_argument("--out", help=f"output folder, replaced whole (default: {_at(layout.TABLES)})")
     p.set_defaults(func=cmd_tables)
 
     p = sub.add_parser("record", help="record built outputs in dvc.lock, so `dvc status` agrees with Snakemake")
@@ -123,13 +129,13 @@ def cmd_synth(args) -> int:
 
 
 def cmd_preprocess(args) -> int:
-    from gaitflow.data.preprocess import preprocess
+    from gaitflow.data.preprocess import DEFAULT_TRAIN_FRACTION, preprocess
 
     params, name, spec = _load(args)
     pre = params["preprocess"]
     protocol = params["protocols"].get(spec["protocol"], {})
     source = Path(args.input or spec["raw"])
-    out = Path(args.out or f"data/processed/{name}")
+    out = Path(args.out or layout.PACKED.format(dataset=name))
     report = preprocess(
         source,
         out,
@@ -137,7 +143,7 @@ def cmd_preprocess(args) -> int:
         pre["img_size"],
         pre["min_foreground"],
         pre["min_frames"],
-        protocol.get("train_fraction", 0.5),
+        protocol.get("train_fraction", DEFAULT_TRAIN_FRACTION),
         pre["workers"],
         progress=not args.quiet,
     )
@@ -165,10 +171,11 @@ def cmd_train(args) -> int:
     _claim_gpu(args, params)
     from gaitflow import tracking
     from gaitflow.plots import loss_curve
-    from gaitflow.train import CHECKPOINT, CONFIG, LOG, distributed, run_config, train
+    from gaitflow.runs import CHECKPOINT, CONFIG, LOG
+    from gaitflow.train import distributed, run_config, train
 
-    data = Path(args.data or f"data/processed/{name}")
-    out = Path(args.out or f"models/{name}/{args.backbone}-{args.recipe}")
+    data = Path(args.data or layout.PACKED.format(dataset=name))
+    out = Path(args.out or layout.RUN.format(dataset=name, backbone=args.backbone, recipe=args.recipe))
     config = run_config(params, name, args.backbone, args.recipe)
     rank = distributed()[0]
     tracker = tracking.Tracker(tracking.tracking_uri(params), params["tracking"]["enabled"] and rank == 0)
@@ -241,10 +248,11 @@ def cmd_evaluate(args) -> int:
     from gaitflow.plots import view_heatmap
 
     eval_name, eval_spec = dataset_spec(params, args.eval_dataset or name)
-    run = Path(args.run or f"models/{name}/{args.backbone}-{args.recipe}")
-    data = Path(args.data or f"data/processed/{eval_name}")
-    suffix = "" if eval_name == name else f"@{name}"
-    out = Path(args.out or f"results/{eval_name}/{args.backbone}-{args.recipe}{suffix}/metrics.json")
+    run = Path(args.run or layout.RUN.format(dataset=name, backbone=args.backbone, recipe=args.recipe))
+    data = Path(args.data or layout.PACKED.format(dataset=eval_name))
+    suffix = "" if eval_name == name else f"@{name}"  # trained elsewhere: the training dataset in the name
+    default = layout.METRICS.format(dataset=eval_name, backbone=args.backbone, recipe=args.recipe + suffix)
+    out = Path(args.out or default)
     metrics = evaluate(params, run, eval_name, eval_spec, data, out, args.device, progress=not args.quiet)
     tracker = tracking.Tracker(tracking.tracking_uri(params), params["tracking"]["enabled"])
     previous = tracking.saved_run(run)
@@ -261,7 +269,7 @@ def cmd_evaluate(args) -> int:
     flat.update({f"{eval_name}/retrieval/{k}": v for k, v in metrics["retrieval"].items()})
     tracker.log_metrics(flat)
     tracker.log_artifact(out, f"evaluation/{eval_name}")
-    tracker.log_artifact(view_heatmap(metrics, out.with_name("rank1_by_view.png")), f"evaluation/{eval_name}")
+    tracker.log_artifact(view_heatmap(metrics, out.with_name(layout.VIEW_PLOT_FILE)), f"evaluation/{eval_name}")
     if not previous:
         tracker.end()
     ranks = metrics.get("rank1") or {"rank1": metrics["retrieval"]["rank1"]}
@@ -284,8 +292,8 @@ def cmd_baseline(args) -> int:
     from gaitflow.baseline import run_baseline
 
     params, name, spec = _load(args)
-    data = Path(args.data or f"data/processed/{name}")
-    out = Path(args.out or f"results/{name}/gei-baseline/metrics.json")
+    data = Path(args.data or layout.PACKED.format(dataset=name))
+    out = Path(args.out or layout.BASELINE.format(dataset=name))
     metrics = run_baseline(
         data, out, spec["protocol"], params["protocols"].get(spec["protocol"], {}), params["baseline"]["metric"]
     )
@@ -303,15 +311,15 @@ def cmd_tables(args) -> int:
             f"--dataset {name!r}: not in params.yaml grid.datasets "
             f"({', '.join(params['grid']['datasets'])}); its runs are not part of the grid"
         )
-    from gaitflow.workflow import runs
-
-    results_dir = Path(args.results or f"results/{name}")
-    files = [results_dir / "gei-baseline" / "metrics.json"]
+    results_dir = Path(args.results or layout.RESULTS.format(dataset=name))
+    files = [results_dir / layout.BASELINE_METHOD / layout.METRICS_FILE]
     files += [
-        results_dir / f"{r['backbone']}-{r['recipe']}" / "metrics.json" for r in runs(params) if r["dataset"] == name
+        results_dir / layout.METHOD.format(**r) / layout.METRICS_FILE
+        for r in layout.runs(params)
+        if r["dataset"] == name
     ]
     results = [load_result(f) for f in files]
-    out = Path(args.out or f"results/tables/{name}")
+    out = Path(args.out or layout.TABLES.format(dataset=name))
     tables = write_tables(results, params["recipes"], out, name)
     rows = sum(len(t.rows) for group in tables.values() for t in group)
     print(f"tables {name}: {len(results)} methods, {rows} table rows -> {out}")

@@ -30,6 +30,23 @@ def schema() -> dict:
     return yaml.safe_load(text)
 
 
+def schema_for(params: dict) -> dict:
+    """The schema, with the loss components registered beyond the built-in ones it describes
+    (their parameter schemas come from the components themselves, see gaitflow.losses.registry)."""
+    from gaitflow.losses import registry
+
+    declared = schema()["$defs"]["recipe"]["properties"]
+    extra = [name for name in registry.names() if name not in declared]
+    if not extra:
+        return schema()
+    recipes = params.get("recipes") if isinstance(params.get("recipes"), dict) else {}
+    used = {comp for spec in recipes.values() if isinstance(spec, dict) for comp in spec}
+    merged = copy.deepcopy(schema())
+    for name in extra:  # a component's module is imported only when a recipe uses it
+        merged["$defs"]["recipe"]["properties"][name] = registry.params_schema(name) if name in used else {}
+    return merged
+
+
 def load_params(path: str | Path = "params.yaml", overrides: Iterable[str] = ()) -> dict:
     """Read, override and validate a params file; raise GaitflowError on any problem."""
     path = Path(path)
@@ -83,7 +100,7 @@ def validate(params: dict, source: str = "params.yaml") -> None:
     """Check params against the schema and the cross-references the schema cannot express."""
     from jsonschema import Draft202012Validator  # imported here: planning a DAG must stay light
 
-    validator = Draft202012Validator(schema())
+    validator = Draft202012Validator(schema_for(params))
     errors = sorted(validator.iter_errors(params), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         raise GaitflowError(f"{source}: {describe(errors[0])}")
@@ -177,11 +194,13 @@ def _check_grid(params: dict, source: str) -> None:
                 raise GaitflowError(
                     f"{source}: grid.{key}: {name!r} is not in {key}; expected some of: {', '.join(sorted(known))}"
                 )
+    from gaitflow.workflow import RAW_DIR, SYNTH_RAW
+
     for d in grid["datasets"]:
-        if not params["datasets"][d]["raw"].startswith("data/raw/"):
+        if not params["datasets"][d]["raw"].startswith(f"{RAW_DIR}/"):
             raise GaitflowError(
                 f"{source}: datasets.{d}.raw = {params['datasets'][d]['raw']!r}: the workflow reads "
-                "raw data from data/raw/ (dvc.yaml depends on that folder); place or link it there"
+                f"raw data from {RAW_DIR}/ (dvc.yaml depends on that folder); place or link it there"
             )
     synthetic = [d for d in grid["datasets"] if "synth" in params["datasets"][d]]
     if sorted(grid["synthetic"]) != sorted(synthetic):
@@ -189,8 +208,6 @@ def _check_grid(params: dict, source: str) -> None:
             f"{source}: grid.synthetic = {grid['synthetic']}: expected the grid's datasets that "
             f"have a synth section, {synthetic}"
         )
-    from gaitflow.workflow import SYNTH_RAW
-
     for d in synthetic:
         expected = SYNTH_RAW.format(dataset=d)
         if params["datasets"][d]["raw"] != expected:

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gaitflow.errors import GaitflowError
+from gaitflow.losses import registry
+from gaitflow.workflow import VIEW_PLOT_FILE
 
-BASE_LOSSES = ("triplet", "ce", "circle")
 VARIANTS = ("base", "+D", "+G", "++")
 TABLES = ("per_view", "variants", "waveloss", "formulations")
 
@@ -85,8 +86,18 @@ def mean(values) -> float | None:
 # --- what a recipe is ------------------------------------------------------
 
 
+def base_losses() -> list[str]:
+    """The registered components that are base losses (role ``part``), in registry order."""
+    return [name for name in registry.names() if registry.load(name).role == "part"]
+
+
 def base_loss(recipe: dict) -> str:
-    return "+".join(c for c in BASE_LOSSES if c in recipe) or "none"
+    return "+".join(c for c in base_losses() if c in recipe) or "none"
+
+
+def _waveloss(recipe: dict) -> dict | None:
+    """The recipe's waveloss parameters with the component's defaults filled in."""
+    return registry.resolve({"waveloss": recipe["waveloss"]})["waveloss"] if "waveloss" in recipe else None
 
 
 def gaitmpl_variant(recipe: dict) -> str:
@@ -101,15 +112,16 @@ def formulation(recipe: dict) -> str:
 
 
 def waveloss_fusion(recipe: dict) -> str:
-    return recipe["waveloss"].get("fusion", "norm") if "waveloss" in recipe else "post"
+    w = _waveloss(recipe)
+    return w["fusion"] if w else "post"
 
 
 def l_schedule(recipe: dict) -> str:
     """``static l=1`` or ``dynamic [-1, 1]`` (the Dynamic Learning Process), as Waveloss table 4 names them."""
-    w = recipe.get("waveloss")
-    if w is None or w.get("fusion", "norm") != "norm":
+    w = _waveloss(recipe)
+    if w is None or w["fusion"] != "norm":
         return "-"
-    lo, hi = w.get("l_min", -1), w.get("l_max", 1)
+    lo, hi = w["l_min"], w["l_max"]
     return f"static l={lo:g}" if lo == hi else f"dynamic [{lo:g}, {hi:g}]"
 
 
@@ -354,7 +366,7 @@ def write_tables(results: list[Result], recipes: dict, out: Path, dataset: str) 
             (staging / f"{name}.csv").write_text(to_csv(group))
             everything += [to_markdown(t) for t in group]
         (staging / "tables.md").write_text("\n".join(everything))
-        rank1_by_view(results, staging / "rank1_by_view.png")
+        rank1_by_view(results, staging / VIEW_PLOT_FILE)
         ablation_bars(tables["variants"][0], staging / "ablation.png")
         replace_path(staging, out)
     return tables

@@ -83,12 +83,14 @@ def file_digest(path: Path, chunk: int = 1 << 22) -> str:
 
 def data_version(data_dir: Path) -> str:
     """A short fingerprint of a packed dataset (its index, report and frame file size)."""
+    from gaitflow.data import packed
+
     h = hashlib.sha256()
-    for name in ("index.csv", "report.json", "partition.json"):
+    for name in (packed.INDEX_FILE, packed.REPORT_FILE, packed.PARTITION_FILE):
         p = Path(data_dir) / name
         if p.exists():
             h.update(p.read_bytes())
-    frames = Path(data_dir) / "silhouettes.npy"
+    frames = Path(data_dir) / packed.FRAMES_FILE
     h.update(str(frames.stat().st_size if frames.exists() else 0).encode())
     return h.hexdigest()[:16]
 

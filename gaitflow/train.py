@@ -1,9 +1,10 @@
 """One training run: a backbone trained with a loss recipe on a packed dataset.
 
-``gaitflow train --dataset D --backbone B --recipe R`` writes ``models/<D>/<B>-<R>/``:
-``checkpoint.pt`` (model, optimiser, scheduler, loss state such as the GSAM
-memory, sampler and random states, iteration), ``config.yaml`` (the resolved
-parameters) and ``train.log`` (one JSON line per logged iteration).
+``gaitflow train --dataset D --backbone B --recipe R`` writes the run folder
+``models/<D>/<B>-<R>/`` (its files: :mod:`gaitflow.runs`). The loop reads top to
+bottom: data, model, loss recipe, optimiser; resume or prepare; then one step per
+iteration (batch, forward, recipe, backward, log, checkpoint). It knows no loss
+by name: whatever a loss component needs happens in the recipe.
 
 Safe to interrupt: checkpoints are written atomically every
 ``train.checkpoint_every`` iterations and at the end, and the same command
@@ -30,13 +31,9 @@ from gaitflow.data.sampler import PKSampler, clip_batch
 from gaitflow.data.transforms import augment
 from gaitflow.errors import GaitflowError
 from gaitflow.losses.recipes import build_recipe
-from gaitflow.models import create_model
 from gaitflow.models.base import to_channels_last
 from gaitflow.optim import build_optimizer, build_scheduler
-
-CHECKPOINT = "checkpoint.pt"
-CONFIG = "config.yaml"
-LOG = "train.log"
+from gaitflow.runs import CHECKPOINT, CONFIG, LOG, build_model, embed, load_checkpoint, resolve_device
 
 
 def run_config(params: dict, dataset: str, backbone: str, recipe: str) -> dict:
@@ -67,14 +64,6 @@ def config_hash(config: dict) -> str:
     cfg = {k: v for k, v in config.items() if k != "device"}
     cfg["train"] = {k: v for k, v in cfg["train"].items() if k not in ("device", "threads", "log_every")}
     return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def resolve_device(choice: str) -> torch.device:
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise GaitflowError("--device cuda: no CUDA device is available here; use --device cpu or auto")
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(choice)
 
 
 def distributed() -> tuple[int, int, int]:
@@ -138,27 +127,21 @@ def batch_stream(
         stop.set()
 
 
-def build_model(config: dict, frame_shape, num_classes: int) -> torch.nn.Module:
-    params = {"width": config["train"]["width"], **config["backbone_params"]}
-    return create_model(config["backbone"], frame_shape=tuple(frame_shape), num_classes=num_classes, **params)
+class TrainingSet:
+    """The training sequences as loss components see them before iteration 1 (``Component.prepare``)."""
+
+    def __init__(self, data: PackedDataset, indices: np.ndarray, labels: np.ndarray, device, max_frames: int):
+        self.data, self.indices, self.device, self.max_frames = data, indices, device, max_frames
+        self.labels = torch.from_numpy(labels).to(device)
+
+    def embed(self, model: torch.nn.Module) -> torch.Tensor:
+        return embed(model, self.data, self.indices, self.device, self.max_frames).to(self.device)
 
 
 def save_atomic(obj, path: Path) -> None:
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     torch.save(obj, tmp)
     os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
-    """A checkpoint's tensors and plain values; refuses anything that could run code."""
-    try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise GaitflowError(f"{path}: no checkpoint here; train the run first") from None
-    except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
-        raise GaitflowError(
-            f"{path}: not a loadable gaitflow checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
-        ) from None
 
 
 def _truncate_log(path: Path, iteration: int) -> None:
@@ -169,30 +152,6 @@ def _truncate_log(path: Path, iteration: int) -> None:
         line for line in path.read_text().splitlines() if line and json.loads(line).get("iteration", 0) <= iteration
     ]
     path.write_text("".join(line + "\n" for line in keep))
-
-
-@torch.no_grad()
-def embed(
-    model, dataset: PackedDataset, indices: np.ndarray, device, max_frames: int = 4096, progress: bool = False
-) -> torch.Tensor:
-    """Embeddings [len(indices), P, C] of whole sequences (all frames), batched with padding."""
-    from tqdm import tqdm
-
-    was_training = model.training
-    model.eval()
-    out = []
-    for seqs, lengths, frames in tqdm(
-        dataset.batches(indices, max_frames), disable=not progress, desc="embed", unit="batch"
-    ):
-        batch = torch.zeros(len(seqs), int(lengths.max()), *frames.shape[1:])
-        start = 0
-        for i, n in enumerate(lengths):
-            batch[i, :n] = torch.from_numpy(frames[start : start + n]).float().div_(255)
-            start += n
-        emb = model(batch.to(device), torch.from_numpy(lengths).to(device)).embeddings
-        out.append(emb.float().cpu())
-    model.train(was_training)
-    return torch.cat(out)
 
 
 def train(
@@ -279,11 +238,8 @@ def train(
         scaler.load_state_dict(ckpt["scaler"])
         start = int(ckpt["iteration"])
         _truncate_log(out_dir / LOG, start)
-    elif recipe.gsam is not None:
-        recipe.gsam.initialise(
-            embed(model, data, train_idx, dev, params["evaluate"]["max_frames"]).to(dev),
-            torch.from_numpy(labels).to(dev),
-        )
+    else:  # a fresh run: components that need the training data first get it (GSAM fills its memory)
+        recipe.prepare(model, TrainingSet(data, train_idx, labels, dev, params["evaluate"]["max_frames"]))
     if rank == 0:
         (out_dir / CONFIG).write_text(
             yaml.safe_dump({**config, "subjects": subjects, "frame_shape": list(data.frame_shape)}, sort_keys=False)

@@ -1,4 +1,4 @@
-"""Waveloss part fusion: the limits FORMULATION.md names."""
+"""Waveloss part fusion: the limits docs/losses.md#norm-fusion names."""
 
 import pytest
 import torch

@@ -28,6 +28,17 @@ class Toy(nn.Module):
         return emb, self.classify(emb)
 
 
+class ToyData:
+    """The training set as a component's prepare() sees it."""
+
+    def __init__(self, x, labels):
+        self.x, self.labels = x, labels
+
+    @torch.no_grad()
+    def embed(self, model):
+        return model(self.x)[0]
+
+
 def _data():
     gen = torch.Generator().manual_seed(0)
     centres = torch.randn(IDS, 10, generator=gen)
@@ -41,9 +52,7 @@ def test_every_recipe_builds_and_a_toy_model_learns(name):
     recipe = build_recipe(name, RECIPES[name], IDS, PARTS, CHANNELS)
     model = Toy()
     x, labels = _data()
-    if recipe.gsam is not None:
-        with torch.no_grad():
-            recipe.gsam.initialise(model(x)[0], labels)
+    recipe.prepare(model, ToyData(x, labels))  # GSAM fills its memory from the untrained model
     recipe.train()
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
     T = 60
@@ -107,3 +116,37 @@ def test_drpl_takes_the_triplet_margin():
     recipe = build_recipe("d", {"triplet": {"margin": 0.5}, "drpl": {"hard": "vanilla"}}, IDS, PARTS, CHANNELS)
     drpl = recipe.parts["drpl"]
     assert drpl.margin == drpl.ba.margin == drpl.vanilla.margin == 0.5
+
+
+def _gsam_recipe():
+    torch.manual_seed(0)
+    recipe = build_recipe("g", {"triplet": {}, "gsam": {"factor": "sine"}}, IDS, PARTS, CHANNELS)
+    x, labels = _data()
+    recipe.prepare(Toy(), ToyData(x, labels))
+    return recipe, torch.randn(len(labels), PARTS, CHANNELS), labels
+
+
+def test_gsam_enters_the_total_after_fusion_times_gamma_t():
+    from gaitflow.losses.schedules import fusion_factor
+
+    recipe, emb, labels = _gsam_recipe()
+    recipe.eval()  # no memory update: the terms can be recomputed
+    t, T = 30, 100
+    total, logged = recipe(emb, None, labels, t, T)
+    triplet = build_recipe("t", {"triplet": {}}, IDS, PARTS, CHANNELS)(emb, None, labels, t, T)[0]
+    terms = recipe.parts["gsam"].memory.components(emb, labels, update=False)
+    gamma = fusion_factor(t, T, "sine")
+    assert logged["gsam_gamma"] == pytest.approx(gamma) and 0 < gamma < 1
+    assert total.item() == pytest.approx((triplet + gamma * sum(terms.values())).item(), rel=1e-6)
+
+
+def test_gsam_updates_its_memory_before_its_loss():
+    recipe, emb, labels = _gsam_recipe()
+    memory = recipe.parts["gsam"].memory
+    before = memory.memory.clone()
+    old = memory.components(emb, labels, update=False)["gsam_ce"].item()
+    recipe.train()
+    _, logged = recipe(emb, None, labels, 10, 100)
+    assert not torch.equal(before, memory.memory)  # the step moved the memory ...
+    new = memory.components(emb, labels, update=False)["gsam_ce"].item()
+    assert logged["gsam_ce"] == pytest.approx(new, rel=1e-6) and new != pytest.approx(old, rel=1e-6)  # ... first

@@ -1,4 +1,4 @@
-"""Schedules: the end points and shapes FORMULATION.md fixes."""
+"""Schedules: the end points and shapes docs/losses.md#schedules states."""
 
 import math
 

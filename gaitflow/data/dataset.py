@@ -50,7 +50,8 @@ class PackedDataset:
         self.counts = index["count"]
         if len(self.offsets) and (self.offsets + self.counts).max() > len(self.frames):
             raise GaitflowError(
-                f"{self.root}: index.csv points past the end of {packed.FRAMES_FILE}; run `gaitflow preprocess` again"
+                f"{self.root}: {packed.INDEX_FILE} points past the end of {packed.FRAMES_FILE}; "
+                "run `gaitflow preprocess` again"
             )
         width = self.frames.shape[2]
         self.cut = cut_width(self.frames.shape[1]) if cut else 0

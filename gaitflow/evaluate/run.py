@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from gaitflow.data.dataset import PackedDataset
 from gaitflow.data.packed import write_json
@@ -20,7 +19,7 @@ from gaitflow.errors import GaitflowError
 from gaitflow.evaluate.protocols import cross_view_rank1
 from gaitflow.evaluate.retrieval import retrieval
 from gaitflow.models.base import to_channels_last
-from gaitflow.train import CHECKPOINT, CONFIG, build_model, embed, load_checkpoint, resolve_device
+from gaitflow.runs import embed, load_run, resolve_device
 
 
 def score(
@@ -69,21 +68,8 @@ def evaluate(
     device: str | None = None,
     progress: bool = True,
 ) -> dict:
-    run_dir = Path(run_dir)
-    try:
-        config = yaml.safe_load((run_dir / CONFIG).read_text())
-    except FileNotFoundError:
-        raise GaitflowError(f"{run_dir / CONFIG}: not found; train this run first (gaitflow train)") from None
-    except yaml.YAMLError:
-        config = None
-    needed = ("dataset", "backbone", "recipe", "train", "backbone_params", "subjects", "frame_shape")
-    if not isinstance(config, dict) or any(k not in config for k in needed):
-        raise GaitflowError(
-            f"{run_dir / CONFIG}: not a gaitflow run configuration (expected the keys "
-            f"{', '.join(needed)}); train this run again"
-        )
     dev = resolve_device(device or params["train"]["device"])
-    ckpt = load_checkpoint(run_dir / CHECKPOINT, dev)
+    model, config = load_run(run_dir, dev)
     data = PackedDataset(data_dir)
     if tuple(data.frame_shape) != tuple(config["frame_shape"]):
         raise GaitflowError(
@@ -91,8 +77,6 @@ def evaluate(
             f"trained on {config['frame_shape'][0]} x {config['frame_shape'][1]}; preprocess it at "
             "the same preprocess.img_size"
         )
-    model = build_model(config, data.frame_shape, len(config["subjects"])).to(dev)
-    model.load_state_dict(ckpt["model"])
     if params["train"]["channels_last"]:
         to_channels_last(model)
     test = data.split("TEST_SET")
@@ -112,7 +96,7 @@ def evaluate(
         "protocol": protocol_name,
         "test_subjects": len(data.partition["TEST_SET"]),
         "test_sequences": int(len(test)),
-        "iterations": int(ckpt["iteration"]),
+        "iterations": config["iteration"],
         "embedding_seconds": round(seconds, 3),
         "mlflow_run_id": _run_id(run_dir),
         **result,

@@ -1,4 +1,4 @@
-"""Base losses, computed per part so that a part fusion can combine them.
+"""Base losses, computed per part so that a part fusion can combine them (docs/losses.md#base-losses).
 
 Each loss maps part embeddings (or logits) and labels to a vector of per-part
 losses ``[P]``; how parts are combined (the mean, or Waveloss's norm-fusion) is
@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from gaitflow.losses.component import Component, Context
 
 
 def part_distances(emb: torch.Tensor) -> torch.Tensor:
@@ -149,3 +151,45 @@ class Circle(nn.Module):
         valid = pos.any(1) & neg.any(1)
         per_anchor = torch.where(valid, per_anchor, torch.zeros_like(per_anchor))
         return per_anchor.sum(1) / valid.sum().clamp(min=1)
+
+
+class TripletComponent(Component):
+    """Recipe component ``triplet``: the batch-all triplet per part, weighted in the total."""
+
+    consumes, role = "distances", "part"
+
+    def __init__(self, ctx: Context, margin: float = 0.2, weight: float = 1.0):
+        super().__init__(ctx)
+        self.margin, self.weight = margin, weight
+        self.loss = TripletBatchAll(margin)
+
+    def forward(self, dist, labels, t, T):
+        return {"triplet": self.weight * self.loss(dist, labels)}
+
+
+class CrossEntropyComponent(Component):
+    """Recipe component ``ce``: cross-entropy per part on the model's logits (BNNeck / classifier)."""
+
+    consumes, role = "logits", "part"
+
+    def __init__(self, ctx: Context, scale: float = 16.0, label_smoothing: float = 0.1, weight: float = 1.0):
+        super().__init__(ctx)
+        self.weight = weight
+        self.loss = CrossEntropy(scale, label_smoothing)
+
+    def forward(self, logits, labels, t, T):
+        return {"ce": self.weight * self.loss(logits, labels)}
+
+
+class CircleComponent(Component):
+    """Recipe component ``circle``: circle loss per part on cosine similarities."""
+
+    consumes, role = "similarities", "part"
+
+    def __init__(self, ctx: Context, margin: float = 0.25, gamma: float = 64.0, weight: float = 1.0):
+        super().__init__(ctx)
+        self.weight = weight
+        self.loss = Circle(margin, gamma)
+
+    def forward(self, sim, labels, t, T):
+        return {"circle": self.weight * self.loss(sim, labels)}

@@ -1,4 +1,4 @@
-"""GaitMPL's Dynamic Reweighting Progressive Learning (DRPL), eq. 2-7, as FORMULATION.md fixes it.
+"""GaitMPL's Dynamic Reweighting Progressive Learning (DRPL), eq. 2-7 (docs/losses.md#drpl).
 
 Distances are per part (Euclidean, as the batch-all triplet's) over a P x K batch;
 every loss here returns per-part values ``[P]``.
@@ -32,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gaitflow.losses.base import TripletBatchAll, TripletBatchHard, pair_masks
+from gaitflow.losses.component import Component, Context
 from gaitflow.losses.schedules import progressive_factor, smoothness
 
 WEIGHTINGS = ("softmax", "threshold", "polynomial", "exponential")
@@ -118,10 +119,6 @@ class DRPL(nn.Module):
         self.batch_all, self.smooth, self.hard = batch_all, smooth, hard
         self.ba = TripletBatchAll(margin)
         self.vanilla = TripletBatchHard(margin)
-        self.set_margin(margin)
-
-    def set_margin(self, margin: float) -> None:
-        self.margin = self.ba.margin = self.vanilla.margin = margin
 
     def components(self, dist: torch.Tensor, labels: torch.Tensor, t: int, T: int) -> dict[str, torch.Tensor]:
         """Named per-part terms, already weighted: {'triplet_ba': [P], 'drpl_bh': [P]}."""
@@ -138,3 +135,28 @@ class DRPL(nn.Module):
 
     def forward(self, dist: torch.Tensor, labels: torch.Tensor, t: int = 0, T: int = 1) -> torch.Tensor:
         return sum(self.components(dist, labels, t, T).values())
+
+
+class DRPLComponent(DRPL, Component):
+    """Recipe component ``drpl`` ("+D"): it reweights the recipe's triplet loss, so its terms take
+    the triplet's place and its margin and weight (one margin for every term)."""
+
+    consumes, role, target = "distances", "reweight", "triplet"
+
+    def __init__(
+        self,
+        ctx: Context,
+        delta_min: float = 0.1,
+        eps: float = 1.4,
+        weighting: str = "softmax",
+        formulation: str = "intended",
+        batch_all: bool = True,
+        smooth: bool = True,
+        hard: str = "drpl",
+    ):
+        triplet = ctx.components[self.target]
+        super().__init__(triplet.margin, delta_min, eps, weighting, formulation, batch_all, smooth, hard)
+        self.weight = triplet.weight
+
+    def forward(self, dist, labels, t, T):
+        return {k: self.weight * v for k, v in self.components(dist, labels, t, T).items()}

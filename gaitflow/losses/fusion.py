@@ -1,4 +1,4 @@
-"""Part fusion: how per-part losses become one loss (Waveloss, ../shared/FORMULATION.md).
+"""Part fusion: how per-part losses become one loss (Waveloss; docs/losses.md#part-fusion).
 
 - post-fusion (the usual way): the mean of the per-part losses.
 - pre-fusion: the parts' distance (or similarity, or logit) matrices are averaged first
@@ -14,6 +14,11 @@
 from __future__ import annotations
 
 import torch
+
+from gaitflow.losses.component import PART_AXIS, Component, Context, post_fuse
+from gaitflow.losses.schedules import dynamic_exponent
+
+FUSIONS = ("post", "pre", "norm")
 
 
 def post_fusion(part_losses: torch.Tensor) -> torch.Tensor:
@@ -41,3 +46,38 @@ def norm_fusion(part_losses: torch.Tensor, exponent: float) -> torch.Tensor:
 def pre_fuse(matrix: torch.Tensor) -> torch.Tensor:
     """Pre-fusion input: average a per-part matrix [P, ...] over parts, keeping one part."""
     return matrix.mean(0, keepdim=True)
+
+
+class WavelossComponent(Component):
+    """Recipe component ``waveloss``: how the per-part losses become one (post, pre or norm
+    fusion), with norm-fusion's exponent l_t from the Dynamic Learning Process (eq. 5)."""
+
+    consumes, role = "part_losses", "fusion"
+
+    def __init__(
+        self,
+        ctx: Context,
+        fusion: str = "norm",
+        l_min: float = -1.0,
+        l_max: float = 1.0,
+        cycles: float = 1.0,
+        formulation: str = "intended",
+    ):
+        super().__init__(ctx)
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion = {fusion!r}: expected one of {', '.join(FUSIONS)}")
+        dynamic_exponent(0, 1, l_min, l_max, cycles, formulation)  # validates the formulation
+        self.fusion, self.l_min, self.l_max, self.cycles, self.formulation = fusion, l_min, l_max, cycles, formulation
+
+    def exponent(self, t: int, T: int) -> float:
+        return dynamic_exponent(t, T, self.l_min, self.l_max, self.cycles, self.formulation)
+
+    def fuse_input(self, x: torch.Tensor, kind: str) -> torch.Tensor:
+        """Pre-fusion: the parts' matrices (or logits) averaged before the base loss sees them."""
+        return x.mean(PART_AXIS[kind], keepdim=True) if self.fusion == "pre" else x
+
+    def fuse(self, part_losses, t, T):
+        if self.fusion != "norm":
+            return post_fuse(part_losses), {}
+        exponent = self.exponent(t, T)
+        return norm_fusion(sum(part_losses.values()), exponent), {"waveloss_l": exponent}

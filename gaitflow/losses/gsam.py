@@ -1,4 +1,4 @@
-"""GaitMPL's Global Structure-Aligned Memory bank (GSAM), eq. 8-11, as FORMULATION.md fixes it.
+"""GaitMPL's Global Structure-Aligned Memory bank (GSAM), eq. 8-11 (docs/losses.md#gsam).
 
 The memory holds, per training identity, an L2-normalised feature: a sequence's
 part embedding flattened to one vector. It is a module with buffers, so it goes
@@ -34,6 +34,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from gaitflow.losses.component import Component, Context
+from gaitflow.losses.schedules import fusion_factor
 
 UPDATES = ("none", "hard", "pu", "pu+au")
 ELEMENTS = ("centroid", "hardest", "random", "multi")
@@ -170,3 +173,49 @@ class GSAM(nn.Module):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return sum(self.components(embeddings, labels).values())
+
+
+class GSAMComponent(Component):
+    """Recipe component ``gsam`` ("+G"): ``gamma_t * (CE over memory logits + variance)`` added
+    after fusion (eq. 10-11). Its memory is filled in ``prepare`` by one pass of the untrained
+    extractor over the training set (eq. 8) and travels in checkpoints as buffers."""
+
+    consumes, role, weight_name = "embeddings", "extra", "gamma"
+
+    def __init__(
+        self,
+        ctx: Context,
+        tau: float = 0.1,
+        alpha: float = 0.9,
+        beta: float = 0.9,
+        update: str = "pu+au",
+        element: str = "centroid",
+        per_id: int = 8,
+        variance_weight: float = 1.0,
+        factor: str = "sine",
+        formulation: str = "intended",
+    ):
+        super().__init__(ctx)
+        fusion_factor(0, 1, factor)  # validates the shape
+        self.factor = factor
+        self.memory = GSAM(
+            ctx.num_ids,
+            ctx.parts * ctx.channels,
+            tau=tau,
+            alpha=alpha,
+            beta=beta,
+            update=update,
+            element=element,
+            per_id=per_id,
+            variance_weight=variance_weight,
+            formulation=formulation,
+        )
+
+    def prepare(self, model, data) -> None:
+        self.memory.initialise(data.embed(model), data.labels)
+
+    def weight(self, t: int, T: int) -> float:
+        return fusion_factor(t, T, self.factor)
+
+    def forward(self, emb, labels, t, T):
+        return self.memory.components(emb, labels)

@@ -1,233 +1,147 @@
 """Loss recipes: a named composition of components, built into one callable.
 
 params.yaml names recipes such as ``triplet``, ``triplet+drpl+gsam`` or
-``circle+waveloss``; each maps component names to their parameters. The built
-recipe is called as ``recipe(embeddings, logits, labels, t, T)`` and returns the
-total loss and its named components (for logging).
+``circle+waveloss``; each maps component names (``gaitflow.losses.registry``) to
+their parameters. The built recipe is called as
+``recipe(embeddings, logits, labels, t, T)`` and returns the total loss and its
+named terms (for logging).
 
-Components (a new loss is one module and one line in ``COMPONENTS``):
+The recipe knows no component by name: it reads what each one declares
+(:mod:`gaitflow.losses.component`): what it consumes, and whether it is a base
+loss per part, a reweighting of another component, the part fusion, or an extra
+term with its own schedule (docs/losses.md#recipes-composing-components)::
 
-=========  =======================================================================
-triplet    batch-all triplet per part (replaced by DRPL when ``drpl`` is present)
-ce         cross-entropy per part on the model's logits (BNNeck / classifier)
-circle     circle loss per part on cosine similarity
-drpl       GaitMPL's DRPL: L_BA + s_t * L_DRPL-BH, on the triplet's distances ("+D")
-gsam       GaitMPL's memory: + gamma_t * (CE over memory logits + variance) ("+G")
-waveloss   Waveloss part fusion of the per-part base losses: post, pre or norm, with
-           the Dynamic Learning Process exponent l_t
-=========  =======================================================================
+    total = fuse({terms of every part / reweight component}) + sum_extra weight(t, T) * sum(terms)
 
-Without ``waveloss`` the per-part losses are averaged over parts (post-fusion).
+Built-in components: ``triplet``, ``ce`` and ``circle`` (base losses), ``drpl``
+(GaitMPL's DRPL, reweights the triplet: "+D"), ``gsam`` (GaitMPL's memory, an extra
+term: "+G"), ``waveloss`` (Waveloss's part fusion). Without a fusion component the
+per-part losses are averaged over parts (post-fusion).
 """
 
 from __future__ import annotations
-
-import inspect
 
 import torch
 import torch.nn as nn
 
 from gaitflow.errors import GaitflowError
-from gaitflow.losses import base, fusion
-from gaitflow.losses.drpl import DRPL
-from gaitflow.losses.gsam import GSAM
-from gaitflow.losses.schedules import dynamic_exponent, fusion_factor
-
-
-class Waveloss(nn.Module):
-    """Part fusion settings (FORMULATION.md, Waveloss eq. 4-7)."""
-
-    def __init__(
-        self,
-        fusion: str = "norm",
-        l_min: float = -1.0,
-        l_max: float = 1.0,
-        cycles: float = 1.0,
-        formulation: str = "intended",
-    ):
-        super().__init__()
-        if fusion not in ("post", "pre", "norm"):
-            raise GaitflowError(f"waveloss.fusion = {fusion!r}: expected post, pre or norm")
-        dynamic_exponent(0, 1, l_min, l_max, cycles, formulation)  # validates the formulation
-        self.fusion, self.l_min, self.l_max, self.cycles, self.formulation = fusion, l_min, l_max, cycles, formulation
-
-    def exponent(self, t: int, T: int) -> float:
-        return dynamic_exponent(t, T, self.l_min, self.l_max, self.cycles, self.formulation)
-
-
-class GSAMTerm(nn.Module):
-    """GSAM with its fusion factor gamma_t (eq. 11); the memory is built when the recipe is."""
-
-    def __init__(
-        self,
-        tau: float = 0.1,
-        alpha: float = 0.9,
-        beta: float = 0.9,
-        update: str = "pu+au",
-        element: str = "centroid",
-        per_id: int = 8,
-        variance_weight: float = 1.0,
-        factor: str = "sine",
-        formulation: str = "intended",
-    ):
-        super().__init__()
-        fusion_factor(0, 1, factor)
-        self.kwargs = dict(
-            tau=tau,
-            alpha=alpha,
-            beta=beta,
-            update=update,
-            element=element,
-            per_id=per_id,
-            variance_weight=variance_weight,
-            formulation=formulation,
-        )
-        self.factor = factor
-        self.memory: GSAM | None = None
-
-    def build(self, num_ids: int, dim: int) -> None:
-        try:
-            self.memory = GSAM(num_ids, dim, **self.kwargs)
-        except ValueError as exc:
-            raise GaitflowError(f"gsam: {exc}") from None
-
-
-class Weighted(nn.Module):
-    """A base loss with a weight in the total."""
-
-    def __init__(self, loss: nn.Module, weight: float = 1.0):
-        super().__init__()
-        self.loss, self.weight = loss, weight
-
-
-def _triplet(margin: float = 0.2, weight: float = 1.0):
-    return Weighted(base.TripletBatchAll(margin), weight)
-
-
-def _ce(scale: float = 16.0, label_smoothing: float = 0.1, weight: float = 1.0):
-    return Weighted(base.CrossEntropy(scale, label_smoothing), weight)
-
-
-def _circle(margin: float = 0.25, gamma: float = 64.0, weight: float = 1.0):
-    return Weighted(base.Circle(margin, gamma), weight)
-
-
-def _drpl(
-    delta_min: float = 0.1,
-    eps: float = 1.4,
-    weighting: str = "softmax",
-    formulation: str = "intended",
-    batch_all: bool = True,
-    smooth: bool = True,
-    hard: str = "drpl",
-):
-    try:
-        return DRPL(0.2, delta_min, eps, weighting, formulation, batch_all, smooth, hard)
-    except ValueError as exc:
-        raise GaitflowError(f"drpl: {exc}") from None
-
-
-COMPONENTS = {
-    "triplet": _triplet,
-    "ce": _ce,
-    "circle": _circle,
-    "drpl": _drpl,
-    "gsam": GSAMTerm,
-    "waveloss": Waveloss,
-}
+from gaitflow.losses import base, registry
+from gaitflow.losses.component import Component, Context, TrainingData, post_fuse
+from gaitflow.losses.registry import COMPONENTS  # noqa: F401  (the one list, re-exported for callers)
 
 
 def component_parameters(name: str) -> list[str]:
-    return list(inspect.signature(COMPONENTS[name]).parameters)
+    return list(registry.parameters(name))
 
 
 class Recipe(nn.Module):
-    """One callable loss: ``recipe(embeddings, logits, labels, t, T) -> (total, components)``."""
+    """One callable loss: ``recipe(embeddings, logits, labels, t, T) -> (total, terms)``."""
 
-    def __init__(self, name: str, parts: dict[str, nn.Module]):
+    def __init__(self, name: str, components: dict[str, Component]):
         super().__init__()
         self.name = name
-        self.parts = nn.ModuleDict(parts)
+        self.parts = nn.ModuleDict(components)
+        replaced = {c.target for c in components.values() if c.role == "reweight"}
+        self.terms = [n for n, c in components.items() if c.role in ("part", "reweight") and n not in replaced]
+        self.extras = [n for n, c in components.items() if c.role == "extra"]
+        self.fusion = next((n for n, c in components.items() if c.role == "fusion"), None)
 
-    @property
-    def gsam(self) -> GSAM | None:
-        return self.parts["gsam"].memory if "gsam" in self.parts else None
+    def prepare(self, model: nn.Module, data: TrainingData) -> None:
+        """Give every component the training data once, before the first iteration of a fresh run."""
+        for component in self.parts.values():
+            component.prepare(model, data)
 
-    @property
-    def needs_logits(self) -> bool:
-        return "ce" in self.parts
-
-    def _part_losses(self, emb, logits, labels, t, T, pre: bool) -> dict[str, torch.Tensor]:
-        """Named per-part loss vectors (one-element vectors under pre-fusion)."""
-        out = {}
-        p = self.parts
-        if "triplet" in p or "drpl" in p:
-            dist = base.part_distances(emb)
-            if pre:
-                dist = fusion.pre_fuse(dist)
-            if "drpl" in p:
-                w = p["triplet"].weight
-                out.update({k: w * v for k, v in p["drpl"].components(dist, labels, t, T).items()})
-            else:
-                out["triplet"] = p["triplet"].weight * p["triplet"].loss(dist, labels)
-        if "circle" in p:
-            sim = base.part_similarities(emb)
-            out["circle"] = p["circle"].weight * p["circle"].loss(fusion.pre_fuse(sim) if pre else sim, labels)
-        if "ce" in p:
+    def _source(self, kind: str, name: str, embeddings, logits) -> torch.Tensor:
+        if kind == "distances":
+            return base.part_distances(embeddings)
+        if kind == "similarities":
+            return base.part_similarities(embeddings)
+        if kind == "logits":
             if logits is None:
-                raise GaitflowError(f"recipe {self.name!r}: the ce component needs a model with a classification head")
-            lg = logits.mean(1, keepdim=True) if pre else logits
-            out["ce"] = p["ce"].weight * p["ce"].loss(lg, labels)
-        return out
+                raise GaitflowError(
+                    f"recipe {self.name!r}: the {name} component needs a model with a classification head"
+                )
+            return logits
+        return embeddings
 
     def forward(
         self, embeddings: torch.Tensor, logits: torch.Tensor | None, labels: torch.Tensor, t: int = 0, T: int = 1
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        wave = self.parts["waveloss"] if "waveloss" in self.parts else None
-        per_part = self._part_losses(embeddings, logits, labels, t, T, pre=wave is not None and wave.fusion == "pre")
-        logged: dict[str, float] = {k: float(v.detach().mean()) for k, v in per_part.items()}
-        if wave is not None and wave.fusion == "norm" and per_part:
-            exponent = wave.exponent(t, T)
-            total = fusion.norm_fusion(sum(per_part.values()), exponent)
-            logged["waveloss_l"] = exponent
+        fusion = self.parts[self.fusion] if self.fusion else None
+        inputs: dict[str, torch.Tensor] = {}  # each input computed once, fused once
+
+        def source(name: str) -> torch.Tensor:
+            kind = self.parts[name].consumes
+            if kind not in inputs:
+                x = self._source(kind, name, embeddings, logits)
+                inputs[kind] = fusion.fuse_input(x, kind) if fusion is not None else x
+            return inputs[kind]
+
+        part_losses: dict[str, torch.Tensor] = {}
+        for name in self.terms:
+            part_losses.update(self.parts[name](source(name), labels, t, T))
+        logged = {k: float(v.detach().mean()) for k, v in part_losses.items()}
+        if fusion is not None:
+            total, fusion_log = fusion.fuse(part_losses, t, T)
+            logged.update(fusion_log)
         else:
-            total = sum(v.mean() for v in per_part.values()) if per_part else embeddings.sum() * 0
-        if "gsam" in self.parts:
-            term = self.parts["gsam"]
-            gamma = fusion_factor(t, T, term.factor)
-            parts = term.memory.components(embeddings, labels)
-            total = total + gamma * sum(parts.values())
-            logged.update({k: float(v.detach()) for k, v in parts.items()})
-            logged["gsam_gamma"] = gamma
+            total = post_fuse(part_losses)
+        for name in self.extras:  # extra terms see the unfused inputs
+            component = self.parts[name]
+            x = self._source(component.consumes, name, embeddings, logits)
+            weight = component.weight(t, T)
+            terms = component(x, labels, t, T)
+            total = total + weight * sum(terms.values())
+            logged.update({k: float(v.detach().mean()) for k, v in terms.items()})
+            logged[f"{name}_{component.weight_name}"] = weight
         logged["total"] = float(total.detach())
         return total, logged
 
 
 def build_recipe(name: str, spec: dict, num_ids: int, parts: int, channels: int) -> Recipe:
-    """Build the recipe `name` from its params.yaml entry {component: {param: value}}."""
+    """Build the recipe `name` from its params.yaml entry {component: {param: value}}.
+
+    Every component is built as ``cls(ctx, **params)``; those that need another
+    component of the recipe (a reweight's target, or ``needs``) are built after it.
+    """
     if not isinstance(spec, dict) or not spec:
         raise GaitflowError(f"recipes.{name}: expected a mapping of components to their parameters")
-    built = {}
+    classes = {}
     for comp, params in spec.items():
-        if comp not in COMPONENTS:
-            raise GaitflowError(f"recipes.{name}.{comp}: unknown component; expected one of: {', '.join(COMPONENTS)}")
-        params = params or {}
+        if comp not in registry.COMPONENTS:
+            raise GaitflowError(
+                f"recipes.{name}.{comp}: unknown component; expected one of: {', '.join(registry.names())}"
+            )
         valid = component_parameters(comp)
-        unknown = sorted(set(params) - set(valid))
+        unknown = sorted(set(params or {}) - set(valid))
         if unknown:
             raise GaitflowError(
                 f"recipes.{name}.{comp}.{unknown[0]}: unknown parameter; expected one of: {', '.join(valid)}"
             )
-        try:
-            built[comp] = COMPONENTS[comp](**params)
-        except (ValueError, TypeError) as exc:
-            raise GaitflowError(f"recipes.{name}.{comp}: {exc}") from None
-    if "drpl" in built and "triplet" not in built:
-        raise GaitflowError(f"recipes.{name}: drpl reweights the triplet loss; add a triplet component")
-    if not ({"triplet", "circle", "ce"} & set(built)):
-        raise GaitflowError(f"recipes.{name}: no base loss; expected at least one of: triplet, ce, circle")
-    if "drpl" in built:  # DRPL reweights the recipe's triplet: one margin for all its terms
-        built["drpl"].set_margin(built["triplet"].loss.margin)
-    if "gsam" in built:
-        built["gsam"].build(num_ids, parts * channels)
-    return Recipe(name, built)
+        classes[comp] = registry.load(comp)
+    ctx = Context(num_ids, parts, channels)
+    pending = list(spec)
+    while pending:
+        for comp in pending:
+            cls = classes[comp]
+            needs = (*((cls.target,) if cls.role == "reweight" else ()), *cls.needs)
+            for need in needs:
+                if need not in spec:
+                    what = f"reweights the {need} loss" if need == cls.target else f"needs the {need} component"
+                    raise GaitflowError(f"recipes.{name}: {comp} {what}; add a {need} component")
+            if all(n in ctx.components for n in needs):
+                try:
+                    ctx.components[comp] = cls(ctx, **(spec[comp] or {}))
+                except (ValueError, TypeError) as exc:
+                    raise GaitflowError(f"recipes.{name}.{comp}: {exc}") from None
+                pending.remove(comp)
+                break
+        else:
+            raise GaitflowError(f"recipes.{name}: its components need each other ({', '.join(pending)})")
+    if not any(c.role == "part" for c in ctx.components.values()):
+        bases = [n for n in registry.names() if registry.load(n).role == "part"]
+        raise GaitflowError(f"recipes.{name}: no base loss; expected at least one of: {', '.join(bases)}")
+    fusions = [n for n, c in ctx.components.items() if c.role == "fusion"]
+    if len(fusions) > 1:
+        raise GaitflowError(f"recipes.{name}: {' and '.join(fusions)} are both part fusions; keep one")
+    return Recipe(name, {comp: ctx.components[comp] for comp in spec})

@@ -1,6 +1,6 @@
 """Training-progress schedules, as pure functions of the iteration t (0-based) and the total T.
 
-Equations as ../shared/FORMULATION.md fixes them:
+Equations as docs/losses.md#schedules states them:
 
 - ``progressive_factor``: GaitMPL eq. 3, delta_t = delta_min + 0.5 (1 + cos(pi t / (2T))) eps;
   with delta_min = 0.1 and eps = 1.4 it falls from 1.5 at t = 0 to 0.8 at t = T.

@@ -4,18 +4,19 @@ Every model takes silhouettes ``[N, S, H, W]`` in [0, 1] and optionally the
 true frame count of each sequence, and returns part embeddings ``[N, P, C]``
 (and logits ``[N, P, K]`` where it has a classification head); see
 :mod:`gaitflow.models.base`. A new backbone is one module with a
-``@register("name")`` class.
+``@register("name")`` class: the registry is the only list of backbones (the
+params schema's list is held to it by a test).
 """
 
 from __future__ import annotations
 
 import inspect
+import pkgutil
 from importlib import import_module
 
 from gaitflow.models.base import GaitModel, ModelOutput
 
-_MODULES = ("gaitset", "gaitpart", "gaitgl", "gln", "deepgaitv2", "mt3d", "gei")
-_REGISTRY: dict[str, type[GaitModel]] = {}
+_REGISTRY: dict[str, type[GaitModel]] = {}  # filled by @register as the backbone modules are imported
 
 
 def register(name: str):
@@ -27,9 +28,15 @@ def register(name: str):
     return wrap
 
 
+# Modules of this package that hold building blocks, not backbones.
+_SUPPORT = ("base", "blocks")
+
+
 def _load_all() -> None:
-    for mod in _MODULES:
-        import_module(f"gaitflow.models.{mod}")
+    """Import every module of this package once: each backbone registers itself."""
+    for info in pkgutil.iter_modules(__path__):
+        if info.name not in _SUPPORT:
+            import_module(f"{__name__}.{info.name}")
 
 
 def available() -> list[str]:
