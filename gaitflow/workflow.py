@@ -4,6 +4,49 @@ library code each step runs.
 
 Snakemake imports this module to plan the DAG, so it must stay light: no torch,
 no mlflow, nothing that takes more than a few milliseconds to import.
+
+What reruns a Snakemake job. A job reruns when what determines its outputs
+changes, and only then: the params sections it reads (``STEP_PARAMS``), the
+gaitflow code it runs, or anything upstream of it. Snakemake sees edits to a
+rule's own code, not to the package it imports, so ``code_digest`` hashes the
+files ``module_closure`` finds by reading the imports of the step's modules
+(``STEP_MODULES``), plus ``cli.py``. ``identity`` digests a job's settings, its
+code digest and ``upstream``: the identities of the steps whose outputs it
+reads, transitively (a real dataset's archive enters by path and size). Every
+rule passes ``settings`` and ``identity`` as params, so Snakemake's params
+trigger does the rest.
+
+File times must play no part: ``dvc checkout`` and ``dvc pull`` rewrite them.
+Dropping ``mtime`` from ``--rerun-triggers`` (workflow/profiles/default does) is
+not enough: Snakemake 9's DAG code compares every input's time with its job's
+oldest output whatever the triggers (a checksum spares only files up to
+``--max-checksum-file-size``, 1 MB by default). So rules read upstream outputs
+as ``ancient()``. But Snakemake does not pass a rerun on through ancient
+inputs, so ``produced(pattern, step)`` in workflow/rules/common.smk marks an
+input ancient only while its producer is current: when the file is missing, or
+Snakemake's record shows it was made under another identity, the plain path
+lets the rerun flow downstream in the same invocation. A later invocation
+catches it too, since a downstream job's identity contains its upstream.
+
+Adding a step, keep these true (tests/test_workflow.py checks the first and
+last):
+
+- ``STEP_PARAMS[step]``: the whole params sections it reads, and the same
+  sections under its stage's ``params`` in dvc.yaml;
+- ``STEP_MODULES[step]``: the gaitflow modules its subcommand runs;
+- ``upstream()``: a branch for the step that digests the identities of the
+  steps it reads from (it raises ``KeyError`` otherwise), and the branches of
+  the steps that read its outputs include its identity;
+- its rule (workflow/rules/<step>.smk, included by the Snakefile) has params
+  ``file=PARAMS``, ``settings=settings(step)``, ``identity=identity(step)``,
+  and reads every upstream output through ``produced(pattern, producing_step)``
+  (``every_run=True`` for one file per run of the dataset), a source file as
+  ``ancient()``;
+- params stay deterministic (no times, no temporary paths), or every
+  invocation reruns the job;
+- its output patterns are defined here and listed by ``outputs()``, and
+  dvc.yaml has a stage with the same command and outputs, ``gaitflow`` among
+  its deps.
 """
 
 from __future__ import annotations
@@ -17,13 +60,20 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
 
-# Paths, as patterns over the wildcards {dataset}, {backbone}, {recipe}.
-SYNTH_RAW = "data/raw/{dataset}.zip"
+# Paths, as patterns over the wildcards {dataset}, {backbone}, {recipe}: the one
+# definition of the data/models/results layout (the CLI's defaults come from here).
+METHOD = "{backbone}-{recipe}"  # a run's name: its folder under models/ and results/
+BASELINE_METHOD = "gei-baseline"
+METRICS_FILE = "metrics.json"
+VIEW_PLOT_FILE = "rank1_by_view.png"
+RAW_DIR = "data/raw"  # real releases are placed here; dvc.yaml depends on the folder
+SYNTH_RAW = RAW_DIR + "/{dataset}.zip"
 PACKED = "data/processed/{dataset}"
-RUN = "models/{dataset}/{backbone}-{recipe}"
-METRICS = "results/{dataset}/{backbone}-{recipe}/metrics.json"
-VIEW_PLOT = "results/{dataset}/{backbone}-{recipe}/rank1_by_view.png"
-BASELINE = "results/{dataset}/gei-baseline/metrics.json"
+RUN = "models/{dataset}/" + METHOD
+RESULTS = "results/{dataset}"
+METRICS = f"{RESULTS}/{METHOD}/{METRICS_FILE}"
+VIEW_PLOT = f"{RESULTS}/{METHOD}/{VIEW_PLOT_FILE}"
+BASELINE = f"{RESULTS}/{BASELINE_METHOD}/{METRICS_FILE}"
 TABLES = "results/tables/{dataset}"  # beside, not inside, results/{dataset}: it reads that folder
 
 # The params each step reads: whole sections, so no key is missed. dvc.yaml
@@ -123,12 +173,12 @@ def _imports(path: Path, name: str) -> tuple[frozenset[str], bool]:
     return frozenset(found), dynamic
 
 
-def module_closure(roots: tuple[str, ...], dynamic: bool = True) -> list[Path]:
+def module_closure(roots: tuple[str, ...], static: tuple[str, ...] = ()) -> list[Path]:
     """The files of the gaitflow modules reachable from ``roots`` by imports (and their packages).
 
-    A module that imports by computed name (the model registry) is taken to
-    import every module of its package, unless ``dynamic`` is false (the caller
-    then names the modules it needs among the roots).
+    A module that imports by computed name (the model and loss registries) is
+    taken to import every module of its package, except in the packages named in
+    ``static`` (the caller then names the modules it needs among the roots).
     """
     seen: dict[str, Path] = {}
     stack = list(roots)
@@ -142,8 +192,8 @@ def module_closure(roots: tuple[str, ...], dynamic: bool = True) -> list[Path]:
             seen[mod] = path
             found, computed = _imports(path, mod)
             stack.extend(found)
-            if computed and dynamic:
-                package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+            package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+            if computed and package not in static:
                 stack.extend(f"{package}.{f.stem}" for f in path.parent.glob("*.py") if f.stem != "__init__")
     return sorted(set(seen.values()))
 
@@ -159,7 +209,8 @@ def code_digest(step: str, backbone: str | None = None) -> str:
     edit to ``gaitflow/tables.py`` reruns only the tables.
     """
     roots = STEP_MODULES[step] + ((f"gaitflow.models.{backbone}",) if backbone else ())
-    files = set(module_closure(roots, dynamic=backbone is None)) | {PACKAGE / "cli.py"}
+    static = ("gaitflow.models",) if backbone else ()
+    files = set(module_closure(roots, static)) | {PACKAGE / "cli.py"}
     digest = hashlib.sha256()
     for path in sorted(files):
         digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")

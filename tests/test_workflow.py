@@ -41,7 +41,8 @@ def test_code_digests_follow_imports_not_the_whole_package(tmp_path, monkeypatch
     tables = {p.name for p in gw.module_closure(gw.STEP_MODULES["tables"])}
     assert "tables.py" in tables and "train.py" not in tables
     gaitset = {
-        str(p.relative_to(gw.PACKAGE)) for p in gw.module_closure(("gaitflow.train", "gaitflow.models.gaitset"), ("gaitflow.models",))
+        str(p.relative_to(gw.PACKAGE))
+        for p in gw.module_closure(("gaitflow.train", "gaitflow.models.gaitset"), ("gaitflow.models",))
     }
     assert "models/gaitset.py" in gaitset and "models/blocks.py" in gaitset and "models/gaitgl.py" not in gaitset
     # the registry imports backbones by computed name: without a named backbone, all of them count
