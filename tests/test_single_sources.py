@@ -88,13 +88,26 @@ def test_the_schema_describes_exactly_the_built_in_loss_components():
         assert set(spec["properties"]) == set(registry.parameters(name)), name
 
 
-def test_train_fraction_has_one_default():
+def test_train_fraction_has_one_default(project):
+    """A protocol without a section (retrieval) splits by the library's one default, as preprocess() does."""
+    import json
+
+    from conftest import TINY
+
+    from gaitflow.cli import main
     from gaitflow.data import preprocess
 
     assert inspect.signature(preprocess.preprocess).parameters["train_fraction"].default == (
         preprocess.DEFAULT_TRAIN_FRACTION
     )
-    assert "0.5" not in inspect.getsource(sys.modules["gaitflow.cli"])
+    sets = [
+        a
+        for s in [*TINY, "datasets.casiab-syn.synth.ids=6", "datasets.casiab-syn.protocol=retrieval"]
+        for a in ("--set", s)
+    ]
+    assert main(["synth", "--quiet", *sets]) == 0 and main(["preprocess", "--quiet", *sets]) == 0
+    split = json.loads((project / "data/processed/casiab-syn/partition.json").read_text())
+    assert len(split["TRAIN_SET"]) == round(6 * preprocess.DEFAULT_TRAIN_FRACTION) == 4
 
 
 def test_params_validation_stays_light():
@@ -104,3 +117,16 @@ def test_params_validation_stays_light():
         "import gaitflow.workflow; assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def test_the_readme_lists_the_registered_backbones():
+    text = (REPO / "README.md").read_text()
+    table = text[text.index("| name | model |") :].split("\n\n")[0].splitlines()[2:]
+    assert {row.split("`")[1] for row in table} == set(available())
+
+
+def test_the_readme_lists_the_registered_loss_components():
+    text = (REPO / "README.md").read_text()
+    table = text[text.index("| role | what it returns |") :].split("\n\n")[0].splitlines()[2:]
+    listed = {name.strip("` ") for row in table for name in row.split("|")[3].split("(")[0].split(",")}
+    assert listed == set(registry.names())
