@@ -23,6 +23,27 @@ TINY = [
 ]
 
 
+# One tiny training run: a few iterations of a narrow model on the tiny dataset, no tracking.
+TRAIN_TINY = TINY + [
+    "datasets.casiab-syn.synth.ids=6",
+    "train.p=2",
+    "train.k=2",
+    "train.frames=4",
+    "train.iterations=4",
+    "train.width=0.25",
+    "train.log_every=1",
+    "train.warmup=1",
+    "train.milestones=[3]",
+    "train.threads=1",
+    "tracking.enabled=false",
+]
+
+
+def as_sets(overrides) -> list[str]:
+    """Overrides as command-line arguments: --set a=b --set c=d ..."""
+    return [arg for item in overrides for arg in ("--set", item)]
+
+
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """A scratch project folder holding a copy of params.yaml; the working directory is set to it."""

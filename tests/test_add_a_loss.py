@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from conftest import TINY
+from conftest import TRAIN_TINY, as_sets
 
 from gaitflow.cli import main
 from gaitflow.losses import registry
@@ -15,24 +15,7 @@ from gaitflow.losses.base import pair_masks
 from gaitflow.losses.component import Component
 from gaitflow.runs import load_checkpoint
 
-SETS = [
-    a
-    for s in TINY
-    + [
-        "datasets.casiab-syn.synth.ids=6",
-        "train.p=2",
-        "train.k=2",
-        "train.frames=4",
-        "train.iterations=4",
-        "train.width=0.25",
-        "train.log_every=1",
-        "train.warmup=1",
-        "train.milestones=[3]",
-        "train.threads=1",
-        "tracking.enabled=false",
-    ]
-    for a in ("--set", s)
-]
+SETS = as_sets(TRAIN_TINY)
 
 
 class Contrastive(Component):

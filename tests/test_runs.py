@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 import yaml
-from conftest import REPO, TINY
+from conftest import REPO, TRAIN_TINY, as_sets
 
 from gaitflow import workflow
 from gaitflow.cli import main
@@ -15,23 +15,7 @@ from gaitflow.data.dataset import PackedDataset
 from gaitflow.errors import GaitflowError
 from gaitflow.runs import CHECKPOINT, CONFIG, embed, load_checkpoint, load_run
 
-SETS = [
-    a
-    for s in TINY
-    + [
-        "datasets.casiab-syn.synth.ids=6",
-        "train.p=2",
-        "train.k=2",
-        "train.frames=4",
-        "train.iterations=2",
-        "train.width=0.25",
-        "train.warmup=1",
-        "train.milestones=[1]",
-        "train.threads=1",
-        "tracking.enabled=false",
-    ]
-    for a in ("--set", s)
-]
+SETS = as_sets([*TRAIN_TINY, "train.iterations=2", "train.milestones=[1]"])
 
 
 @pytest.fixture
