@@ -11,11 +11,15 @@ reports, on all cores:
 - gaitflow from a folder: the same frames unpacked to a folder;
 - optionally the reference pretreatment script on that folder (give its path), for
   comparison; its output is compared with ours frame by frame.
+
+The load average is printed before and after: other work on the machine depresses
+every figure, so compare runs only under a similar load.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import subprocess
 import sys
@@ -50,6 +54,11 @@ def decode_bound(blobs: list[bytes], n_workers: int) -> float:
         return len(blobs) / (time.perf_counter() - start)
 
 
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--archive", default="data/raw/casiab-syn.zip")
@@ -72,6 +81,7 @@ def main() -> None:
         blobs = {n: zf.read(n) for n in names}
     frames = len(blobs)
     print(f"{frames} frames of {archive} (320 x 240 PNG), {n_workers} worker processes")
+    print(_load())
 
     best = max(decode_bound(list(blobs.values()), n_workers) for _ in range(args.repeat))
     print(f"decode bound (OpenCV PNG decoder alone):  {best:8.0f} frames/s")
@@ -128,6 +138,7 @@ def main() -> None:
                     compared += 1
                     same += int(np.array_equal(theirs, ours.sequence(i)))
             print(f"pixel parity with the reference: {same} of {compared} sequences identical")
+    print(_load())
 
 
 if __name__ == "__main__":

@@ -201,3 +201,52 @@ def test_packed_frames_equal_each_frame_pretreated_alone(tiny_archive, tmp_path)
     for i in range(len(ds)):
         key = (ds.subjects[i], ds.types[i], ds.views[i])
         np.testing.assert_array_equal(ds.sequence(i), np.stack(expected[key]))
+
+
+def test_pickle_sources_and_worker_counts_give_identical_packs(tmp_path):
+    """Pickles come back whole and are appended in arrival order: a stream and a pool must not change the pack."""
+    rng = np.random.default_rng(0)
+    tree = {}
+    for sid in range(1, 7):
+        for seq_type in ("nm-01", "bg-01"):
+            n = int(rng.integers(3, 10))
+            tree[f"{sid:03d}/{seq_type}/090/090.pkl"] = pickle.dumps(rng.integers(0, 255, (n, 16, 12), dtype=np.uint8))
+    folder = tmp_path / "pkl"
+    for name, data in tree.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    _write_zip(tmp_path / "pkl.zip", tree)
+    with tarfile.open(tmp_path / "pkl.tar.gz", "w:gz") as tf:
+        for name in sorted(tree, reverse=True):  # sequences complete out of key order
+            info = tarfile.TarInfo(name)
+            info.size = len(tree[name])
+            tf.addfile(info, io.BytesIO(tree[name]))
+    packs = set()
+    for src in ("pkl", "pkl.zip", "pkl.tar.gz"):
+        for workers in (1, 2):
+            out = tmp_path / f"out-{src}-{workers}"
+            report = pp.preprocess(tmp_path / src, out, "casia-b", min_frames=5, workers=workers, progress=False)
+            assert report["imported_pickles"] is True
+            ds = PackedDataset(out, cut=False)
+            packs.add(tuple((ds.subjects[i], ds.types[i], ds.sequence(i).tobytes()) for i in range(len(ds))))
+    assert len(packs) == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_no_worker_state_is_left_behind(tiny_archive, tmp_path, workers):
+    """Workers are built per run and serve only their own processes: the caller keeps nothing of them."""
+    pp.preprocess(tiny_archive, tmp_path / "packed", "casia-b", size=32, workers=workers, progress=False)
+    assert pp._Worker.current is None
+
+
+def test_default_train_fraction_is_casia_b_split(tiny_archive, tmp_path):
+    """74 of CASIA-B's 124 subjects train; preprocess uses that split unless told otherwise."""
+    import inspect
+
+    assert inspect.signature(pp.preprocess).parameters["train_fraction"].default == pp.DEFAULT_TRAIN_FRACTION
+    assert len(packed.partition([f"{i:03d}" for i in range(1, 125)], pp.DEFAULT_TRAIN_FRACTION)["TRAIN_SET"]) == 74
+    out = tmp_path / "packed"
+    pp.preprocess(tiny_archive, out, "casia-b", size=32, workers=1, progress=False)
+    subjects = sorted(set(PackedDataset(out, cut=False).subjects))
+    expected = packed.partition(subjects, pp.DEFAULT_TRAIN_FRACTION)
+    assert json.loads((out / packed.PARTITION_FILE).read_text()) == expected

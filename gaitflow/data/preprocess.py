@@ -11,6 +11,12 @@ Bad input is skipped and counted, never a crash: unreadable or corrupt files,
 empty frames, sequences with too few valid frames, paths that do not fit the
 layout. The output is built in a temporary folder and renamed into place at
 the end, so an interrupted run leaves nothing that looks complete.
+
+PNG frames and pickle trees share the listing, the report and the staging
+folder (:func:`preprocess`) and differ in the rest: PNG frames are decoded and
+pretreated by workers that write straight into the output
+(:func:`_pack_pngs`); pickled sequences come back whole and are appended in
+order (:func:`_pack_pickles`).
 """
 
 from __future__ import annotations
@@ -20,17 +26,25 @@ import os
 import pickle
 import time
 from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from gaitflow.config import workers as resolve_workers
 from gaitflow.data import archive, packed
-from gaitflow.data.layouts import SequenceKey, get_layout, parse_pkl
+from gaitflow.data.layouts import Layout, SequenceKey, get_layout, parse_pkl
 from gaitflow.data.pretreat import decode, pretreat
 from gaitflow.errors import GaitflowError
 from gaitflow.parallel import opencv_serial, worker_pool
+
+# 74 of CASIA-B's 124 subjects train and 50 test: its standard split, and the
+# fraction params.yaml gives the CASIA-B protocol. The one default for every
+# caller that is given no fraction.
+DEFAULT_TRAIN_FRACTION = 0.5968
 
 BAD_PATH = "path does not fit the layout"
 BAD_PNG = "unreadable or corrupt PNG"
@@ -73,47 +87,171 @@ class Report:
         return out
 
 
-# ------------------------------------------------------------------ workers
-# Worker processes keep the source open and, for PNG sources, a writable map of
-# the output, so that only small tasks and counts pass between processes.
-
-_reader: archive.RandomAccessReader | None = None
-_out: np.memmap | None = None
+# ---------------------------------------------------------------- listing
 
 
-def _init_worker(path: str, kind: str, out: tuple | None = None) -> None:
-    """Open the source (and the output map) once per worker."""
-    global _reader, _out
-    _reader = archive.RandomAccessReader(Path(path), kind)
-    _out = np.memmap(out[0], np.uint8, "r+", out[1], out[2]) if out else None
+@dataclass
+class _Sequences:
+    """A source's files of one kind (PNG frames or pickles), grouped into sequences."""
+
+    source: Path
+    kind: str  # folder, zip, tar or tar-stream (see archive.source_kind)
+    suffix: str  # .png or .pkl
+    parse: Callable[[str], SequenceKey | None]
+    groups: dict[SequenceKey, list[archive.Member]]  # each sequence's files, sorted by name
+    keys: list[SequenceKey]  # sorted
+
+    @property
+    def pickles(self) -> bool:
+        return self.suffix == ".pkl"
+
+    @property
+    def streamed(self) -> bool:
+        """A compressed tar cannot be read at random; its members are streamed once more."""
+        return self.kind == "tar-stream"
+
+    @property
+    def reader_kind(self) -> str:
+        """How a worker reads a locator. Streamed members reach it as bytes, which need no reader."""
+        return "folder" if self.streamed else self.kind
+
+    def files(self) -> Iterator[tuple[SequenceKey, list]]:
+        """(key, files) of every sequence: in key order from a random-access source; from a stream
+        in the order the sequences complete, each as soon as its last file has arrived (as bytes)."""
+        if not self.streamed:
+            for key in self.keys:
+                yield key, self.groups[key]
+            return
+        pending: dict[SequenceKey, list] = defaultdict(list)
+        wanted = {k: len(v) for k, v in self.groups.items()}
+        for name, data in archive.stream_tar(self.source, self.suffix):
+            key = self.parse(name)
+            if key is None or key not in wanted:
+                continue
+            pending[key].append((name, data))
+            if len(pending[key]) == wanted[key]:
+                yield key, sorted(pending.pop(key), key=lambda m: m[0])
 
 
-def _read(locator):
-    return locator if isinstance(locator, (bytes, bytearray)) else _reader.read(locator)
+def _list_sequences(source: Path, kind: str, layout: Layout, report: Report) -> _Sequences:
+    """The source's PNG frames by sequence; a tree of pickles and no PNG is an OpenGait import."""
+    if kind == "tar-stream":
+        names = archive.list_stream_names(source)
+    else:
+        names = archive.list_members(source, kind, "")
+    pngs = [(n, loc) for n, loc in names if n.lower().endswith(".png")]
+    pkls = [(n, loc) for n, loc in names if n.lower().endswith(".pkl")]
+    importing = not pngs and bool(pkls)
+    files = pkls if importing else pngs
+    report.files = len(files)
+    if not report.files:
+        raise GaitflowError(
+            f"{source}: no .png (or OpenGait .pkl) files found; expected a {layout.name}-layout dataset"
+        )
 
-
-_jobs: dict = {}  # PNG sequences by task number; set before the workers fork, so tasks are just numbers
-
-
-def _png_sequence(task):
-    """Pretreat the frames of one sequence into its output slot -> (frames kept, [(reason, path)])."""
-    slot, size, min_fg, files = _jobs[task] if isinstance(task, int) else task
-    kept, bad = 0, []
-    for name, locator in files:
-        try:
-            img = decode(_read(locator))
-        except (OSError, ValueError):
-            img = None
-        if img is None:
-            bad.append((BAD_PNG, name))
+    parse = parse_pkl if importing else layout.parse
+    groups: dict[SequenceKey, list] = defaultdict(list)
+    for name, loc in files:
+        key = parse(name)
+        if key is None:
+            # a GEI kept beside the frames is not a frame, and not bad input either
+            if importing or not name.lower().endswith("gei.png"):
+                report.skip(BAD_PATH, name)
             continue
-        frame, reason = pretreat(img, size, min_fg)
-        if frame is None:
-            bad.append((reason, name))
-        else:
-            _out[slot + kept] = frame
-            kept += 1
-    return kept, bad
+        groups[key].append((name, loc))
+    keys = sorted(groups)
+    for key in keys:
+        groups[key].sort(key=lambda m: m[0])
+    report.sequences = len(keys)
+    return _Sequences(source, kind, ".pkl" if importing else ".png", parse, dict(groups), keys)
+
+
+# ------------------------------------------------------------------ workers
+# A worker is built in the parent and handed to each pool process through the
+# pool's initializer. The pool forks, so the worker and its task list arrive
+# without being pickled, and only small tasks and counts pass between
+# processes. Each process opens the source (and, for PNG sources, a writable
+# map of the output) once.
+
+
+class _Worker:
+    """Reads a source's members by locator, in the process that opened it."""
+
+    current: ClassVar[_Worker | None] = None  # the worker a pool process serves (set by start)
+
+    def __init__(self, source: Path, kind: str):
+        self.source = Path(source)
+        self.kind = kind
+        self._reader: archive.RandomAccessReader | None = None
+
+    def start(self) -> None:
+        """Pool initializer: open the source in this process and serve its tasks."""
+        self.open()
+        _Worker.current = self
+
+    def open(self) -> None:
+        self._reader = archive.RandomAccessReader(self.source, self.kind)
+
+    def close(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            try:
+                reader.close()
+            except BufferError:  # a view of the map outlived an interrupted read; the map goes with it
+                pass
+
+    def read(self, locator) -> bytes | memoryview:
+        """A member's bytes (a streamed member is its bytes already)."""
+        return locator if isinstance(locator, (bytes, bytearray)) else self._reader.read(locator)
+
+    def run(self, task):
+        raise NotImplementedError
+
+
+def _run(task):
+    """The pool's task function: the task, done by this process's worker."""
+    return _Worker.current.run(task)
+
+
+class _PngWorker(_Worker):
+    """Pretreats a sequence's frames straight into its slots of the output, so frames never travel."""
+
+    def __init__(self, source: Path, kind: str, out: packed.SlotFile, size: int, min_foreground: int, jobs: list):
+        super().__init__(source, kind)
+        self.out = out
+        self.size = size
+        self.min_foreground = min_foreground
+        self.jobs = jobs  # (slot, files) by task number, for a source read at random: tasks are just numbers
+        self._frames: np.memmap | None = None
+
+    def open(self) -> None:
+        super().open()
+        self._frames = self.out.open()
+
+    def close(self) -> None:
+        self._frames = None  # unmapped before the file is compacted and truncated
+        super().close()
+
+    def run(self, task) -> tuple[int, list]:
+        """One sequence, a task number or (slot, files) -> (frames kept, [(reason, path)])."""
+        slot, files = self.jobs[task] if isinstance(task, int) else task
+        out, size, min_foreground = self._frames, self.size, self.min_foreground
+        kept, bad = 0, []
+        for name, locator in files:
+            try:
+                img = decode(self.read(locator))
+            except (OSError, ValueError):
+                img = None
+            if img is None:
+                bad.append((BAD_PNG, name))
+                continue
+            frame, reason = pretreat(img, size, min_foreground)
+            if frame is None:
+                bad.append((reason, name))
+            else:
+                out[slot + kept] = frame
+                kept += 1
+        return kept, bad
 
 
 class _ArraysOnly(pickle.Unpickler):
@@ -142,16 +280,156 @@ def load_array_pickle(data) -> np.ndarray:
     return obj
 
 
-def _pkl_sequence(task):
-    """Import one OpenGait pickle -> (frames [n, h, w] or None, [(reason, path)])."""
-    name, locator = task
+class _PickleWorker(_Worker):
+    """Unpickles an OpenGait sequence. Its frames go back to the parent, which alone knows where they go."""
+
+    def run(self, task) -> tuple[np.ndarray | None, list]:
+        """(name, locator) of one pickle -> (frames [n, h, w] or None, [(reason, path)])."""
+        name, locator = task
+        try:
+            arr = load_array_pickle(self.read(locator))
+        except Exception:  # noqa: BLE001 - any failure to unpickle is the same bad input
+            return None, [(BAD_PKL, name)]
+        if arr.ndim != 3 or arr.dtype != np.uint8 or 0 in arr.shape:
+            return None, [(BAD_PKL, name)]
+        return np.ascontiguousarray(arr), []
+
+
+@contextmanager
+def _results(worker: _Worker, tasks, n_workers: int, numbered: bool):
+    """(key, n files, result) for each (key, n files, task) of `tasks`, in their order.
+
+    Several workers are a fork-based pool, forked once OpenCV's thread pool is
+    stopped (see gaitflow.parallel). Numbered tasks are handed out in chunks;
+    others carry their files or arrive from a stream, so a bounded window of
+    them is kept in flight. One worker runs here, OpenCV single-threaded as in
+    the pool. On leaving, every worker is done and the worker's maps are
+    closed in this process."""
+    if n_workers <= 1:
+        worker.open()
+        try:
+            with opencv_serial():
+                yield ((key, n, worker.run(task)) for key, n, task in tasks)
+        finally:
+            worker.close()
+        return
+    pool = worker_pool(n_workers, worker.start)
     try:
-        arr = load_array_pickle(_read(locator))
-    except Exception:  # noqa: BLE001 - any failure to unpickle is the same bad input
-        return None, [(BAD_PKL, name)]
-    if arr.ndim != 3 or arr.dtype != np.uint8 or 0 in arr.shape:
-        return None, [(BAD_PKL, name)]
-    return np.ascontiguousarray(arr), []
+        if numbered:
+            listed = list(tasks)
+            chunk = max(1, min(16, len(listed) // (8 * n_workers)))
+            done = pool.imap(_run, [task for _, _, task in listed], chunksize=chunk)
+            yield ((key, n, result) for (key, n, _), result in zip(listed, done))
+        else:
+            yield _ordered(pool, _run, tasks, window=8 * n_workers)
+        pool.close()
+        pool.join()
+    except BaseException:
+        pool.terminate()
+        raise
+
+
+def _ordered(pool, work, tasks, window: int):
+    """Like pool.imap over (key, n, task) but keeps at most `window` tasks in flight, in order."""
+    inflight: deque = deque()
+    for key, n, task in tasks:
+        inflight.append((key, n, pool.apply_async(work, (task,))))
+        if len(inflight) >= window:
+            k, m, res = inflight.popleft()
+            yield k, m, res.get()
+    while inflight:
+        k, m, res = inflight.popleft()
+        yield k, m, res.get()
+
+
+# ------------------------------------------------------------------ packing
+
+
+def _tally(report: Report, bar, n_files: int, bad: list) -> None:
+    for reason, name in bad:
+        report.skip(reason, name)
+    bar.update(n_files)
+
+
+def _pack_pngs(
+    seqs: _Sequences,
+    frames_path: Path,
+    size: int,
+    min_foreground: int,
+    min_frames: int,
+    n_workers: int,
+    report: Report,
+    bar,
+) -> tuple[list, tuple]:
+    """Pretreat every PNG frame into `frames_path` -> (rows of (key, offset, count) by key, frame shape).
+
+    Each sequence is given as many slots as it has files before any is decoded,
+    so workers write the frames they keep in place and send back counts only;
+    the slots left empty are closed up at the end."""
+    slots: dict[SequenceKey, int] = {}  # where each sequence's frames start in the output
+    total = 0
+    for key in seqs.keys:
+        slots[key] = total
+        total += len(seqs.groups[key])
+    writer = packed.SlotFile(frames_path, total, (size, 2 * (size // 2)))
+    numbered = not seqs.streamed
+    if numbered:  # the file lists reach the workers with the worker itself, when they fork
+        jobs = [(slots[key], seqs.groups[key]) for key in seqs.keys]
+        tasks = ((key, len(seqs.groups[key]), number) for number, key in enumerate(seqs.keys))
+    else:
+        jobs = []
+        tasks = ((key, len(files), (slots[key], files)) for key, files in seqs.files())
+    worker = _PngWorker(seqs.source, seqs.reader_kind, writer, size, min_foreground, jobs)
+    rows: list[tuple[SequenceKey, int, int]] = []
+    with _results(worker, tasks, n_workers, numbered) as results:
+        for key, n_files, (kept, bad) in results:
+            _tally(report, bar, n_files, bad)
+            if kept < min_frames:
+                report.skip(SHORT_SEQUENCE, "/".join(key))
+            else:
+                rows.append((key, slots[key], kept))
+    rows.sort(key=lambda r: r[1])
+    rows = writer.compact(rows)
+    rows.sort(key=lambda r: r[0])
+    return rows, writer.frame_shape
+
+
+def _pack_pickles(
+    seqs: _Sequences, frames_path: Path, min_frames: int, n_workers: int, report: Report, bar
+) -> tuple[list, tuple | None]:
+    """Append every pickled sequence to `frames_path` -> (rows of (key, offset, count) by key, frame shape).
+
+    Sequences are appended as they come back; the first one kept sets the frame
+    size, and a sequence of another size is skipped."""
+    writer = packed.FrameWriter(frames_path)
+
+    def tasks():
+        for key, files in seqs.files():
+            for extra, _ in files[1:]:
+                report.skip(EXTRA_PKL, extra)
+            yield key, len(files), files[0]
+
+    rows: list[tuple[SequenceKey, int, int]] = []
+    try:
+        worker = _PickleWorker(seqs.source, seqs.reader_kind)
+        with _results(worker, tasks(), n_workers, numbered=False) as results:
+            for key, n_files, (frames, bad) in results:
+                _tally(report, bar, n_files, bad)
+                if frames is None:
+                    continue
+                if writer.frame_shape is not None and tuple(frames.shape[1:]) != writer.frame_shape:
+                    report.skip(BAD_SHAPE, "/".join(key), len(frames))
+                    continue
+                if len(frames) < min_frames:
+                    report.skip(SHORT_SEQUENCE, "/".join(key))
+                    continue
+                rows.append((key, writer.append(frames), len(frames)))
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    rows.sort(key=lambda r: r[0])
+    return rows, writer.frame_shape
 
 
 # --------------------------------------------------------------------- main
@@ -164,11 +442,15 @@ def preprocess(
     size: int = 64,
     min_foreground: int = 10000,
     min_frames: int = 5,
-    train_fraction: float = 0.5968,
+    train_fraction: float = DEFAULT_TRAIN_FRACTION,
     workers: int = 0,
     progress: bool = True,
 ) -> dict:
-    """Pack a raw dataset at `source` into `out`; returns the report (also written to out/report.json)."""
+    """Pack a raw dataset at `source` into `out`; returns the report (also written to out/report.json).
+
+    Everything is written to a staging folder beside `out` that replaces it
+    only when complete; on any failure the staging folder is removed and an
+    earlier `out` is left as it was."""
     from tqdm import tqdm
 
     source, out = Path(source), Path(out)
@@ -176,140 +458,26 @@ def preprocess(
     lay = get_layout(layout)
     report = Report()
     start = time.perf_counter()
-
-    if kind == "tar-stream":
-        names = archive.list_stream_names(source)
-    else:
-        names = archive.list_members(source, kind, "")
-    pngs = [(n, loc) for n, loc in names if n.lower().endswith(".png")]
-    pkls = [(n, loc) for n, loc in names if n.lower().endswith(".pkl")]
-    importing = not pngs and bool(pkls)
-    report.files = len(pkls) if importing else len(pngs)
-    if not report.files:
-        raise GaitflowError(f"{source}: no .png (or OpenGait .pkl) files found; expected a {layout}-layout dataset")
-
-    groups: dict[SequenceKey, list] = defaultdict(list)
-    for name, loc in pkls if importing else pngs:
-        key = parse_pkl(name) if importing else lay.parse(name)
-        if key is None:
-            if not (not importing and name.lower().endswith("gei.png")):
-                report.skip(BAD_PATH, name)
-            continue
-        groups[key].append((name, loc))
-    keys = sorted(groups)
-    for key in keys:
-        groups[key].sort(key=lambda m: m[0])
-    report.sequences = len(keys)
+    seqs = _list_sequences(source, kind, lay, report)
 
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     archive.remove_path(tmp)
     tmp.mkdir(parents=True)
     frames_path = tmp / packed.FRAMES_FILE
-    slots: dict[SequenceKey, int] = {}  # where each sequence's frames start in the output
-    total = 0
-    for key in keys:
-        slots[key] = total
-        total += 1 if importing else len(groups[key])
-    if importing:
-        writer = packed.FrameWriter(frames_path)
-        shared = None
-    else:
-        writer = packed.SlotFile(frames_path, total, (size, 2 * (size // 2)))
-        shared = (str(frames_path), packed.HEADER_BYTES, (max(total, 1),) + writer.frame_shape)
-    rows: list[tuple[SequenceKey, int, int]] = []
-    n_workers = min(resolve_workers(workers), max(1, len(keys)))
+    n_workers = min(resolve_workers(workers), max(1, len(seqs.keys)))
     bar = tqdm(
         total=report.files, unit="frame", unit_scale=True, desc=f"preprocess {source.name}", disable=not progress
     )
-
-    def task(key, files):
-        if not importing:
-            return key, len(files), (slots[key], size, min_foreground, files)
-        for extra, _ in files[1:]:
-            report.skip(EXTRA_PKL, extra)
-        return key, len(files), files[0]
-
-    def tasks_random():
-        for number, key in enumerate(keys):
-            k, n, t = task(key, groups[key])
-            yield k, n, (number if not importing else t)
-
-    global _jobs
-    _jobs = (
-        {}
-        if importing or kind == "tar-stream"
-        else {number: (slots[key], size, min_foreground, groups[key]) for number, key in enumerate(keys)}
-    )
-
-    def tasks_stream():
-        """Stream a compressed tar once more; a sequence is handed out when its last file has arrived."""
-        pending: dict[SequenceKey, list] = defaultdict(list)
-        wanted = {k: len(v) for k, v in groups.items()}
-        for name, data in archive.stream_tar(source, ".pkl" if importing else ".png"):
-            key = parse_pkl(name) if importing else lay.parse(name)
-            if key is None or key not in wanted:
-                continue
-            pending[key].append((name, data))
-            if len(pending[key]) == wanted[key]:
-                yield task(key, sorted(pending.pop(key), key=lambda m: m[0]))
-
-    work = _pkl_sequence if importing else _png_sequence
-    tasks = tasks_stream() if kind == "tar-stream" else tasks_random()
-    init_args = (str(source), kind if kind != "tar-stream" else "folder", shared)
-    pool = None
     try:
-        if n_workers > 1:
-            pool = worker_pool(n_workers, _init_worker, init_args)
-            if _jobs:  # random access: tasks are numbers, so hand them out in chunks
-                listed = list(tasks)
-                chunk = max(1, min(16, len(listed) // (8 * n_workers)))
-                done = pool.imap(work, [t for _, _, t in listed], chunksize=chunk)
-                results = ((k, n, r) for (k, n, _), r in zip(listed, done))
-            else:  # a stream: keep a bounded window in flight
-                results = _ordered(pool, work, tasks, window=8 * n_workers)
+        if seqs.pickles:
+            rows, frame_shape = _pack_pickles(seqs, frames_path, min_frames, n_workers, report, bar)
         else:
-            _init_worker(*init_args)
-            results = _serially(work, tasks)
-        for key, n_files, (frames, bad) in results:
-            for reason, name in bad:
-                report.skip(reason, name)
-            bar.update(n_files)
-            if importing:
-                if frames is None:
-                    continue
-                if writer.frame_shape is not None and tuple(frames.shape[1:]) != writer.frame_shape:
-                    report.skip(BAD_SHAPE, "/".join(key), len(frames))
-                    continue
-                if len(frames) < min_frames:
-                    report.skip(SHORT_SEQUENCE, "/".join(key))
-                    continue
-                rows.append((key, writer.append(frames), len(frames)))
-            elif frames < min_frames:  # PNG workers return how many frames they kept
-                report.skip(SHORT_SEQUENCE, "/".join(key))
-            else:
-                rows.append((key, slots[key], frames))
-        if pool is not None:
-            pool.close()
-            pool.join()
-            pool = None
-        rows.sort(key=lambda r: r[1])
-        if importing:
-            writer.close()
-        else:
-            global _out
-            _out = None
-            _jobs = {}
-            rows = writer.compact(rows)
-        rows.sort(key=lambda r: r[0])
+            rows, frame_shape = _pack_pngs(seqs, frames_path, size, min_foreground, min_frames, n_workers, report, bar)
     except BaseException:
-        if importing:
-            writer.abort()
         archive.remove_path(tmp)
         raise
     finally:
         bar.close()
-        if pool is not None:
-            pool.terminate()
 
     if not rows:
         archive.remove_path(tmp)
@@ -326,8 +494,8 @@ def preprocess(
         "source": str(source),
         "layout": layout,
         "img_size": size,
-        "frame_shape": list(writer.frame_shape),
-        "imported_pickles": importing,
+        "frame_shape": list(frame_shape),
+        "imported_pickles": seqs.pickles,
         **report.as_dict(),
         "seconds": round(seconds, 3),
         "frames_per_second": round(report.files / max(seconds, 1e-9), 1),
@@ -336,23 +504,3 @@ def preprocess(
     archive.replace_path(tmp, out)
     result["summary_lines"] = report.lines()
     return result
-
-
-def _serially(work, tasks):
-    """In-process fallback of _ordered; OpenCV single-threaded as in the workers."""
-    with opencv_serial():
-        for key, n, task in tasks:
-            yield key, n, work(task)
-
-
-def _ordered(pool, work, tasks, window: int):
-    """Like pool.imap over (key, n, task) but keeps at most `window` tasks in flight, in order."""
-    inflight: deque = deque()
-    for key, n, task in tasks:
-        inflight.append((key, n, pool.apply_async(work, (task,))))
-        if len(inflight) >= window:
-            k, m, res = inflight.popleft()
-            yield k, m, res.get()
-    while inflight:
-        k, m, res = inflight.popleft()
-        yield k, m, res.get()
