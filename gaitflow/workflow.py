@@ -198,18 +198,32 @@ def module_closure(roots: tuple[str, ...], static: tuple[str, ...] = ()) -> list
     return sorted(set(seen.values()))
 
 
+def component_modules(components) -> tuple[str, ...]:
+    """The modules that implement a recipe's loss components (read from the registry, nothing imported)."""
+    from gaitflow.losses import registry
+
+    found = set()
+    for name in components:
+        entry = registry.COMPONENTS.get(name)
+        if entry is not None:
+            found.add(entry.partition(":")[0] if isinstance(entry, str) else entry.__module__)
+    return tuple(sorted(found))
+
+
 @cache
-def code_digest(step: str, backbone: str | None = None) -> str:
+def code_digest(step: str, backbone: str | None = None, components: tuple[str, ...] = ()) -> str:
     """A digest of the library code a step runs: it changes when that code changes.
 
     Snakemake does not see edits to an imported package (only to a rule's own
     code), so the Snakefile passes this digest as a param of every rule. With a
     ``backbone``, only that backbone's module counts among the models: an edit to
     ``gaitflow/models/gaitset.py`` reruns the GaitSet runs and nothing else; an
-    edit to ``gaitflow/tables.py`` reruns only the tables.
+    edit to ``gaitflow/tables.py`` reruns only the tables. With a recipe's
+    ``components``, likewise only their modules count among the losses: an edit
+    to ``gaitflow/losses/gsam.py`` reruns the runs whose recipe has ``gsam``.
     """
-    roots = STEP_MODULES[step] + ((f"gaitflow.models.{backbone}",) if backbone else ())
-    static = ("gaitflow.models",) if backbone else ()
+    roots = STEP_MODULES[step] + ((f"gaitflow.models.{backbone}",) if backbone else ()) + component_modules(components)
+    static = (("gaitflow.models",) if backbone else ()) + (("gaitflow.losses",) if components else ())
     files = set(module_closure(roots, static)) | {PACKAGE / "cli.py"}
     digest = hashlib.sha256()
     for path in sorted(files):
@@ -254,4 +268,6 @@ def upstream(params: dict, step: str, **wc: str) -> str:
 def identity(params: dict, step: str, **wc: str) -> str:
     """What determines a job's outputs: its settings, its code and its upstream."""
     backbone = wc.get("backbone") if step in ("train", "evaluate") else None
-    return _digest(step_params(params, step, **wc), code_digest(step, backbone), upstream(params, step, **wc))
+    components = tuple(sorted(params["recipes"][wc["recipe"]])) if step == "train" else ()
+    code = code_digest(step, backbone, components)
+    return _digest(step_params(params, step, **wc), code, upstream(params, step, **wc))

@@ -68,6 +68,32 @@ def test_code_digests_follow_imports_not_the_whole_package(tmp_path, monkeypatch
     assert after[("tables", None)] == before[("tables", None)]
 
 
+def test_an_edit_to_a_loss_reruns_the_runs_that_use_it_and_no_evaluation(tmp_path, monkeypatch):
+    copy = tmp_path / "gaitflow"
+    shutil.copytree(gw.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(gw, "PACKAGE", copy)
+    jobs = [("train", "gaitset", ("triplet",)), ("train", "gaitset", ("gsam", "triplet")), ("evaluate", "gaitset", ())]
+
+    def digests():
+        gw.code_digest.cache_clear()
+        gw._imports.cache_clear()
+        return {job: gw.code_digest(*job) for job in jobs}
+
+    before = digests()
+    with open(copy / "losses" / "gsam.py", "a") as fh:
+        fh.write("\n# an edit\n")
+    after = digests()
+    gw.code_digest.cache_clear()
+    gw._imports.cache_clear()
+    assert after[jobs[1]] != before[jobs[1]]  # triplet+gsam retrains (and so is evaluated again)
+    assert after[jobs[0]] == before[jobs[0]] and after[jobs[2]] == before[jobs[2]]  # nothing else
+    assert gw.component_modules(PARAMS["recipes"]["triplet+drpl+gsam"]) == (
+        "gaitflow.losses.base",
+        "gaitflow.losses.drpl",
+        "gaitflow.losses.gsam",
+    )
+
+
 def test_identity_changes_downstream_of_a_change_only():
     run_a = dict(dataset="casiab-syn", backbone="gaitpart", recipe="triplet")
     run_b = dict(dataset="casiab-syn", backbone="gaitpart", recipe="circle+waveloss")
