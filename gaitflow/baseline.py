@@ -13,7 +13,8 @@ import numpy as np
 
 from gaitflow.data.dataset import PackedDataset
 from gaitflow.data.packed import write_json
-from gaitflow.evaluate import cross_view_rank1
+from gaitflow.data.partition import in_force
+from gaitflow.evaluate.run import score
 from gaitflow.workflow import BASELINE_METHOD
 
 
@@ -26,25 +27,17 @@ def gait_energy_images(dataset: PackedDataset, indices: np.ndarray) -> np.ndarra
 
 
 def run_baseline(data: Path, out: Path, protocol_name: str, protocol: dict, metric: str) -> dict:
-    """GEI rank-1 on the test subjects under the dataset's protocol; writes metrics.json."""
+    """GEI + nearest neighbour on the test subjects under the dataset's protocol; writes metrics.json."""
     dataset = PackedDataset(data)
     test = dataset.split("TEST_SET")
     emb = gait_energy_images(dataset, test)
-    metrics = cross_view_rank1(
-        emb,
-        dataset.subjects[test],
-        dataset.types[test],
-        dataset.views[test],
-        protocol["gallery"],
-        protocol["probes"],
-        metric,
-        protocol.get("no_gallery", "error"),
-    )
+    metrics = score(emb, dataset, test, protocol_name, protocol, metric)
     metrics = {
         "method": BASELINE_METHOD,
         "protocol": protocol_name,
         "dataset": str(data),
         "test_subjects": len(dataset.partition["TEST_SET"]),
+        "partition": in_force(data),
         **metrics,
     }
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -133,7 +133,7 @@ def cmd_preprocess(args) -> int:
 
     params, name, spec = _load(args)
     pre = params["preprocess"]
-    protocol = params["protocols"].get(spec["protocol"], {})
+    protocol = params["protocols"][spec["protocol"]]
     source = Path(args.input or spec["raw"])
     out = Path(args.out or layout.PACKED.format(dataset=name))
     report = preprocess(
@@ -146,6 +146,8 @@ def cmd_preprocess(args) -> int:
         protocol.get("train_fraction", DEFAULT_TRAIN_FRACTION),
         pre["workers"],
         progress=not args.quiet,
+        split=protocol["split"],
+        partition_file=spec.get("partition"),
     )
     skipped = sum(v["count"] for v in report["skipped"].values())
     print(
@@ -170,6 +172,7 @@ def cmd_train(args) -> int:
     params, name, spec = _load(args)
     _claim_gpu(args, params)
     from gaitflow import tracking
+    from gaitflow.data.partition import in_force as partition_in_force
     from gaitflow.plots import loss_curve
     from gaitflow.runs import CHECKPOINT, CONFIG, LOG
     from gaitflow.train import distributed, run_config, train
@@ -186,7 +189,7 @@ def cmd_train(args) -> int:
         tracker.start(
             name,
             f"{args.backbone}-{args.recipe}",
-            config,
+            {**config, "partition": partition_in_force(data)},
             {
                 "backbone": args.backbone,
                 "recipe": args.recipe,
@@ -295,9 +298,10 @@ def cmd_baseline(args) -> int:
     data = Path(args.data or layout.PACKED.format(dataset=name))
     out = Path(args.out or layout.BASELINE.format(dataset=name))
     metrics = run_baseline(
-        data, out, spec["protocol"], params["protocols"].get(spec["protocol"], {}), params["baseline"]["metric"]
+        data, out, spec["protocol"], params["protocols"][spec["protocol"]], params["baseline"]["metric"]
     )
-    summary = ", ".join(f"{c} {v:.2f}" for c, v in metrics["rank1"].items())
+    ranks = metrics.get("rank1") or {k: v for k, v in metrics["retrieval"].items() if k != "probes"}
+    summary = ", ".join(f"{c} {v:.2f}" for c, v in ranks.items())
     print(f"baseline {name}: rank-1 {summary} -> {out}")
     return 0
 

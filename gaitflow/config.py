@@ -21,6 +21,8 @@ import yaml
 from gaitflow.errors import GaitflowError
 
 SCHEMA_RESOURCE = "schemas/params.schema.yaml"
+# The release layouts `gaitflow synth` draws a synthetic twin in.
+SYNTHETIC_LAYOUTS = ("casia-b", "ou-mvlp", "gait3d")
 
 
 @lru_cache(maxsize=1)
@@ -160,10 +162,17 @@ def _check_references(params: dict, source: str) -> None:
             f"{source}: dataset = {params['dataset']!r}: expected one of the datasets: {', '.join(sorted(datasets))}"
         )
     for name, spec in datasets.items():
-        if spec["protocol"] in ("casia-b", "ou-mvlp") and spec["protocol"] not in params["protocols"]:
+        protocol = params["protocols"].get(spec["protocol"])
+        if protocol is None:
             raise GaitflowError(
-                f"{source}: datasets.{name}.protocol = {spec['protocol']!r}: "
-                f"no protocols.{spec['protocol']} section defines it"
+                f"{source}: datasets.{name}.protocol = {spec['protocol']!r}: no protocols.{spec['protocol']} "
+                f"section defines it; expected one of: {', '.join(sorted(params['protocols']))}"
+            )
+        if (protocol["split"] == "file" or protocol.get("probe_set")) and "partition" not in spec:
+            raise GaitflowError(
+                f"{source}: datasets.{name}: protocol {spec['protocol']!r} takes its split from the release's "
+                f"partition file; expected datasets.{name}.partition (a JSON with TRAIN_SET, TEST_SET"
+                f"{', PROBE_SET' if protocol.get('probe_set') else ''})"
             )
         synth = spec.get("synth")
         if synth and spec["layout"] == "ou-mvlp" and set(synth["conditions"]) != {"nm"}:
@@ -175,10 +184,10 @@ def _check_references(params: dict, source: str) -> None:
                 f"{source}: datasets.{name}.synth.conditions.nm = {synth['conditions']['nm']}: "
                 "the ou-mvlp layout has sequences 00 and 01; expected a value <= 2"
             )
-        if synth and spec["layout"] not in ("casia-b", "ou-mvlp"):
+        if synth and spec["layout"] not in SYNTHETIC_LAYOUTS:
             raise GaitflowError(
                 f"{source}: datasets.{name}.layout = {spec['layout']!r}: "
-                "synthetic data is written in casia-b or ou-mvlp layout"
+                f"synthetic data is written in one of the layouts {', '.join(SYNTHETIC_LAYOUTS)}"
             )
 
 

@@ -43,6 +43,8 @@ class Result:
     rank1: dict[str, float]
     per_view: dict[str, dict[str, float]]
     run_id: str | None = None
+    kind: str = "cross-view"  # the protocol's kind: cross-view (rank-1 per condition) or retrieval
+    partition: dict = field(default_factory=dict)  # the split it was scored on (gaitflow.data.partition)
 
 
 @dataclass
@@ -62,13 +64,17 @@ class Table:
 def load_result(path: Path) -> Result:
     try:
         m = json.loads(Path(path).read_text())
+        cross_view = "per_view" in m or "retrieval" not in m
         return Result(
             method=m["method"],
             backbone=m.get("backbone", m["method"]),
             recipe=m.get("recipe"),
-            rank1=m["rank1"],
-            per_view=m["per_view"],
+            # a retrieval protocol's own figures (rank-k, mAP, mINP) take the place of the conditions
+            rank1=m["rank1"] if cross_view else {k: v for k, v in m["retrieval"].items() if k != "probes"},
+            per_view=m["per_view"] if cross_view else {},
             run_id=m.get("mlflow_run_id"),
+            kind="cross-view" if cross_view else "retrieval",
+            partition=m.get("partition") or {},
         )
     except FileNotFoundError:
         raise GaitflowError(f"{path}: not found; evaluate the run first (gaitflow evaluate)") from None
@@ -160,9 +166,19 @@ def _conditions(results: list[Result]) -> list[str]:
     return seen
 
 
+def _with_mean(results: list[Result], conds: list[str]) -> bool:
+    """A Mean column over the probe conditions (cross-view); retrieval figures are not averaged."""
+    return len(conds) > 1 and all(r.kind == "cross-view" for r in results)
+
+
+def _columns(results: list[Result]) -> tuple[list[str], list[str]]:
+    conds = _conditions(results)
+    return conds, conds + (["Mean"] if _with_mean(results, conds) else [])
+
+
 def _summary(r: Result, conds: list[str]) -> list[float | None]:
     values = [r.rank1.get(c) for c in conds]
-    return values + ([mean(values)] if len(conds) > 1 else [])
+    return values + ([mean(values)] if len(conds) > 1 and r.kind == "cross-view" else [])
 
 
 def per_view_table(results: list[Result]) -> Table:
@@ -184,12 +200,12 @@ def per_view_table(results: list[Result]) -> Table:
 
 
 def variants_table(results: list[Result], recipes: dict) -> Table:
-    conds = _conditions(results)
+    conds, cols = _columns(results)
     table = Table(
         "variants",
         "GaitMPL additions per backbone: +D = DRPL, +G = GSAM, ++ = both (GaitMPL table III)",
         ["backbone", "loss", "variant"],
-        conds + (["Mean"] if len(conds) > 1 else []),
+        cols,
     )
     for r in results:
         if r.recipe is None:  # the GEI baseline heads the table
@@ -207,8 +223,7 @@ def variants_table(results: list[Result], recipes: dict) -> Table:
 
 def waveloss_tables(results: list[Result], recipes: dict) -> list[Table]:
     """Waveloss tables 5 (fusion ways), 4 (static vs dynamic l) and 6 (the loss ablation)."""
-    conds = _conditions(results)
-    cols = conds + (["Mean"] if len(conds) > 1 else [])
+    conds, cols = _columns(results)
     runs = [
         (r, recipes[r.recipe]) for r in results if r.recipe in recipes and formulation(recipes[r.recipe]) == "intended"
     ]
@@ -237,12 +252,12 @@ def waveloss_tables(results: list[Result], recipes: dict) -> list[Table]:
 
 def formulations_table(results: list[Result], recipes: dict) -> Table:
     """Runs whose recipes differ only in ``formulation``, side by side."""
-    conds = _conditions(results)
+    conds, cols = _columns(results)
     table = Table(
         "formulations",
         "Formulations: the papers' text (intended) against their printed equations (as_printed)",
         ["backbone", "loss", "formulation"],
-        conds + (["Mean"] if len(conds) > 1 else []),
+        cols,
     )
     groups: dict[tuple[str, str], dict[str, list]] = {}
     for r in results:
@@ -263,8 +278,9 @@ def formulations_table(results: list[Result], recipes: dict) -> Table:
 def build_tables(results: list[Result], recipes: dict) -> dict[str, list[Table]]:
     """Every table, grouped by the file it is written to."""
     trained = [r for r in results if r.recipe is not None]
+    by_view = [r for r in results if r.per_view]
     return {
-        "per_view": [per_view_table(results)],
+        **({"per_view": [per_view_table(by_view)]} if by_view else {}),
         "variants": [variants_table(results, recipes)],
         "waveloss": waveloss_tables(trained, recipes),
         "formulations": [formulations_table(trained, recipes)],
@@ -348,6 +364,20 @@ def to_csv(tables: list[Table]) -> str:
 # --- the step -------------------------------------------------------------------
 
 
+def _split_line(results: list[Result]) -> list[str]:
+    """Which split the results were scored on (one line per distinct partition)."""
+    lines = []
+    for p in {json.dumps(r.partition, sort_keys=True) for r in results if r.partition}:
+        p = json.loads(p)
+        lines.append(
+            f"Split: {p.get('source', '?')}; {p.get('train_set', '?')} training and "
+            f"{p.get('test_set', '?')} test identities"
+            + (f", {p['probe_set']} probe sequences" if "probe_set" in p else "")
+            + ".\n"
+        )
+    return sorted(lines)
+
+
 def write_tables(results: list[Result], recipes: dict, out: Path, dataset: str) -> dict[str, list[Table]]:
     """Write every table and plot into ``out``, replacing it whole (never half-written)."""
     from gaitflow.data.archive import replace_path
@@ -359,14 +389,15 @@ def write_tables(results: list[Result], recipes: dict, out: Path, dataset: str) 
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
         staging = Path(tmp) / out.name
         staging.mkdir()
-        everything = [f"# Results on {dataset}\n"]
+        everything = [f"# Results on {dataset}\n", *_split_line(results)]
         for name, group in tables.items():
             (staging / f"{name}.md").write_text("\n".join(to_markdown(t) for t in group))
             (staging / f"{name}.tex").write_text("\n".join(to_latex(t) for t in group))
             (staging / f"{name}.csv").write_text(to_csv(group))
             everything += [to_markdown(t) for t in group]
         (staging / "tables.md").write_text("\n".join(everything))
-        rank1_by_view(results, staging / VIEW_PLOT_FILE)
+        if "per_view" in tables:
+            rank1_by_view(results, staging / VIEW_PLOT_FILE)
         ablation_bars(tables["variants"][0], staging / "ablation.png")
         replace_path(staging, out)
     return tables

@@ -111,6 +111,18 @@ def runs(params: dict) -> list[dict]:
     ]
 
 
+def partition_path(params: dict, dataset: str) -> str | None:
+    """The release's partition file a dataset names, if any."""
+    return params["datasets"][dataset].get("partition")
+
+
+def _file_digest(path: str | None) -> str | None:
+    """A small file's content digest (a partition file: editing it reruns what reads it)."""
+    if path is None or not os.path.exists(path):
+        return None
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
 def raw_path(params: dict, dataset: str) -> str:
     """Where a dataset's raw silhouettes are: drawn there by synth, or placed there by the user."""
     return params["datasets"][dataset]["raw"]
@@ -252,7 +264,9 @@ def upstream(params: dict, step: str, **wc: str) -> str:
         if d in params["grid"]["synthetic"]:
             return identity(params, "synth", dataset=d)
         raw = raw_path(params, d)
-        return _digest(raw, os.path.getsize(raw) if os.path.exists(raw) else None)
+        return _digest(
+            raw, os.path.getsize(raw) if os.path.exists(raw) else None, _file_digest(partition_path(params, d))
+        )
     if step in ("baseline", "train"):
         return identity(params, "preprocess", dataset=d)
     if step == "evaluate":

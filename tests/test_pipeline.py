@@ -53,7 +53,9 @@ def test_ou_mvlp_preset_runs_through_its_protocol(project):
         assert main([step, *args]) == 0
     ds = PackedDataset(project / "data/processed/oumvlp-syn")
     assert set(ds.types) == {"00", "01"} and set(ds.views) == {"000", "030", "090"}
-    assert ds.partition["TRAIN_SET"] == ["00001", "00002", "00003"]
+    # the official split: odd ids train, even ids test
+    assert ds.partition["TRAIN_SET"] == ["00001", "00003", "00005"]
+    assert ds.partition["TEST_SET"] == ["00002", "00004", "00006"]
     metrics = json.loads((project / "results/oumvlp-syn/gei-baseline/metrics.json").read_text())
     assert list(metrics["rank1"]) == ["NM"] and metrics["no_gallery"] == "error"
     assert len(metrics["matrix"]["NM"]) == 3

@@ -13,6 +13,7 @@ import pytest
 from gaitflow.data import packed
 from gaitflow.data import preprocess as pp
 from gaitflow.data.dataset import PackedDataset
+from gaitflow.data.partition import by_rule
 from gaitflow.errors import GaitflowError
 
 
@@ -244,9 +245,9 @@ def test_default_train_fraction_is_casia_b_split(tiny_archive, tmp_path):
     import inspect
 
     assert inspect.signature(pp.preprocess).parameters["train_fraction"].default == pp.DEFAULT_TRAIN_FRACTION
-    assert len(packed.partition([f"{i:03d}" for i in range(1, 125)], pp.DEFAULT_TRAIN_FRACTION)["TRAIN_SET"]) == 74
+    assert len(by_rule([f"{i:03d}" for i in range(1, 125)], "first", pp.DEFAULT_TRAIN_FRACTION)["TRAIN_SET"]) == 74
     out = tmp_path / "packed"
     pp.preprocess(tiny_archive, out, "casia-b", size=32, workers=1, progress=False)
     subjects = sorted(set(PackedDataset(out, cut=False).subjects))
-    expected = packed.partition(subjects, pp.DEFAULT_TRAIN_FRACTION)
+    expected = by_rule(subjects, "first", pp.DEFAULT_TRAIN_FRACTION)
     assert json.loads((out / packed.PARTITION_FILE).read_text()) == expected

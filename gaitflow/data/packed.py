@@ -4,7 +4,7 @@
 
 - ``silhouettes.npy``: uint8 ``[frames, H, W]``, all sequences back to back;
 - ``index.csv``: one row per sequence: subject, type, view, condition, offset, count;
-- ``partition.json``: the protocol's train and test subjects (OpenGait's keys);
+- ``partition.json``: the train and test subjects in force (OpenGait's keys; see partition.py);
 - ``report.json``: what preprocessing kept and skipped, and why.
 
 One big file instead of one small file per sequence keeps data versioning fast
@@ -148,14 +148,6 @@ def read_index(path: Path) -> dict[str, np.ndarray]:
     for name in INDEX_COLUMNS[:4]:
         cols[name] = cols[name].astype(str)
     return cols
-
-
-def partition(subjects: list[str], train_fraction: float) -> dict[str, list[str]]:
-    """The first `train_fraction` of the sorted subjects train, the rest test (CASIA-B: 74 of 124)."""
-    ordered = sorted(set(subjects))
-    n_train = int(round(train_fraction * len(ordered)))
-    n_train = min(max(n_train, 1), len(ordered) - 1) if len(ordered) > 1 else len(ordered)
-    return {"TRAIN_SET": ordered[:n_train], "TEST_SET": ordered[n_train:]}
 
 
 def write_json(path: Path, obj) -> None:

@@ -36,6 +36,7 @@ import numpy as np
 
 from gaitflow.config import workers as resolve_workers
 from gaitflow.data import archive, packed
+from gaitflow.data import partition as partitions
 from gaitflow.data.layouts import Layout, SequenceKey, get_layout, parse_pkl
 from gaitflow.data.pretreat import decode, pretreat
 from gaitflow.errors import GaitflowError
@@ -435,6 +436,21 @@ def _pack_pickles(
 # --------------------------------------------------------------------- main
 
 
+def _partition_lines(stats: dict | None) -> list[str]:
+    """Report lines for what a partition file names that the data lacks, and the reverse."""
+    words = {
+        "listed_absent": "identities the partition file lists are absent from the data",
+        "unassigned": "identities in the data are in no set of the partition file (not used)",
+        "probe_set_absent": "PROBE_SET sequences are absent from the data",
+        "gallery_set_absent": "GALLERY_SET sequences are absent from the data",
+    }
+    return [
+        f"  partition: {v['count']} {words[k]}: {', '.join(v['first'][:3])}"
+        for k, v in (stats or {}).items()
+        if v["count"]
+    ]
+
+
 def preprocess(
     source: Path,
     out: Path,
@@ -445,6 +461,8 @@ def preprocess(
     train_fraction: float = DEFAULT_TRAIN_FRACTION,
     workers: int = 0,
     progress: bool = True,
+    split: str = "first",
+    partition_file: Path | None = None,
 ) -> dict:
     """Pack a raw dataset at `source` into `out`; returns the report (also written to out/report.json).
 
@@ -454,6 +472,7 @@ def preprocess(
     from tqdm import tqdm
 
     source, out = Path(source), Path(out)
+    given = partitions.load(partition_file) if partition_file else None  # a bad file stops before any work
     kind = archive.source_kind(source)
     lay = get_layout(layout)
     report = Report()
@@ -488,7 +507,15 @@ def preprocess(
     report.frames_kept = sum(r[2] for r in rows)
     seconds = time.perf_counter() - start
     packed.write_index(tmp / packed.INDEX_FILE, rows)
-    part = packed.partition([k.subject for k, _, _ in rows], train_fraction)
+    subjects = [k.subject for k, _, _ in rows]
+    stats = None
+    if given is not None:
+        names = [partitions.sequence_name(*k) for k, _, _ in rows]
+        part, stats = partitions.restrict(given, subjects, names, str(partition_file))
+        origin = str(partition_file)
+    else:
+        part = partitions.by_rule(subjects, split, train_fraction)
+        origin = f"rule {split}" + (f" {train_fraction:g}" if split == "first" else "")
     packed.write_json(tmp / packed.PARTITION_FILE, part)
     result = {
         "source": str(source),
@@ -497,10 +524,11 @@ def preprocess(
         "frame_shape": list(frame_shape),
         "imported_pickles": seqs.pickles,
         **report.as_dict(),
+        "partition": {**partitions.summary(part, origin, stats), **({"unmatched": stats} if stats else {})},
         "seconds": round(seconds, 3),
         "frames_per_second": round(report.files / max(seconds, 1e-9), 1),
     }
     packed.write_json(tmp / packed.REPORT_FILE, result)
     archive.replace_path(tmp, out)
-    result["summary_lines"] = report.lines()
+    result["summary_lines"] = report.lines() + _partition_lines(stats)
     return result

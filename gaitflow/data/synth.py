@@ -40,6 +40,8 @@ import numpy as np
 from gaitflow.config import workers as resolve_workers
 from gaitflow.data.archive import ArchiveWriter
 from gaitflow.data.layouts import SequenceKey, get_layout
+from gaitflow.data.packed import write_json
+from gaitflow.data.partition import sequence_name
 from gaitflow.parallel import worker_pool
 
 FPS = 25.0
@@ -592,9 +594,13 @@ class SeqJob:
     width: int
     height: int
     noise: float
+    camera: int = 0  # the view's position in the dataset's list (Gait3D names cameras, not angles)
 
     @property
     def key(self) -> SequenceKey:
+        if self.layout == "gait3d":  # <id>/camid<c>_videoid<v>/seq<n>: cameras and videos, no angles
+            video = 100 * CONDITION_CODES[self.condition] + self.number  # unique across conditions
+            return SequenceKey(f"{self.subject:04d}", f"camid{self.camera}_videoid{video}", "seq0")
         lay = get_layout(self.layout)
         return SequenceKey(
             lay.subject(self.subject, self.n_subjects),
@@ -605,6 +611,27 @@ class SeqJob:
 
 def body_of(seed: int, subject: int) -> Body:
     return sample_body(_seed(seed, 1, subject))
+
+
+def frame_path(lay, key: SequenceKey, frame: int) -> str:
+    """Where the release puts a frame: the layout's path, or Gait3D's own tree and frame names."""
+    if lay.name == "gait3d":
+        return f"2D_Silhouettes/{key.subject}/{key.type}/{key.view}/human_crop_f{frame:05d}.png"
+    return lay.frame_path(key, frame)
+
+
+def twin_partition(jobs: list[SeqJob], layout: str, train_share: float = 0.75) -> dict[str, list[str]]:
+    """The partition file a release ships, for its synthetic twin: the first identities train (Gait3D:
+    3,000 of 4,000), the rest test; for Gait3D one probe sequence per test identity (its first)."""
+    subjects = sorted({j.key.subject for j in jobs})
+    n_train = min(max(int(round(train_share * len(subjects))), 1), len(subjects) - 1)
+    part = {"TRAIN_SET": subjects[:n_train], "TEST_SET": subjects[n_train:]}
+    if layout == "gait3d":
+        first: dict[str, SequenceKey] = {}
+        for key in sorted(j.key for j in jobs):
+            first.setdefault(key.subject, key)
+        part["PROBE_SET"] = [sequence_name(*first[s]) for s in part["TEST_SET"]]
+    return part
 
 
 def render_job(job: SeqJob) -> list[tuple[str, bytes]]:
@@ -618,7 +645,7 @@ def render_job(job: SeqJob) -> list[tuple[str, bytes]]:
     for i, img in enumerate(render(body, shot, job.width, job.height), start=1):
         img = add_noise(img, rng, job.noise)
         ok, png = cv2.imencode(".png", img)
-        out.append((lay.frame_path(key, i), png.tobytes()))
+        out.append((frame_path(lay, key, i), png.tobytes()))
     return out
 
 
@@ -627,7 +654,18 @@ def jobs_for(spec: dict, seed: int) -> list[SeqJob]:
     syn = spec["synth"]
     jobs = [
         SeqJob(
-            seed, spec["layout"], s, syn["ids"], cond, k, view, syn["frames"], syn["width"], syn["height"], syn["noise"]
+            seed,
+            spec["layout"],
+            s,
+            syn["ids"],
+            cond,
+            k,
+            view,
+            syn["frames"],
+            syn["width"],
+            syn["height"],
+            syn["noise"],
+            syn["views"].index(view),
         )
         for s in range(1, syn["ids"] + 1)
         for cond, count in syn["conditions"].items()
@@ -669,6 +707,10 @@ def synthesize(spec: dict, seed: int, out: Path, archive: str = "zip", workers: 
         writer.abort()
         raise
     seconds = time.perf_counter() - start
+    if spec.get("partition"):  # the release's partition file, as the twin's
+        path = Path(spec["partition"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, twin_partition(jobs, spec["layout"]))
     return {
         "sequences": len(jobs),
         "frames": frames,

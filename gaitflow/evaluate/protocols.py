@@ -3,8 +3,9 @@
 For each probe condition c, probe view v1 and gallery view v2, accuracy is the
 share of probes of c at v1 whose nearest gallery sequence at v2 has their
 identity, in percent, rounded to 2 decimals per view pair (as the reference
-evaluator does). Identical views are excluded: the per-view score averages
-over v2 != v1, and the condition's score is the mean over probe views.
+evaluator does). Identical views are excluded by default: the per-view score
+averages over v2 != v1 (``identical_views="include"`` averages over every v2),
+and the condition's score is the mean over probe views.
 
 CASIA-B: gallery NM#1-4, probes NM#5-6, BG#1-2, CL#1-2. OU-MVLP: gallery 01,
 probe 00. A probe whose identity has no gallery sequence at v2 counts as a miss
@@ -28,10 +29,13 @@ def cross_view_rank1(
     probe_sets: dict[str, list[str]],
     metric: str = "euclidean",
     no_gallery: str = "error",
+    identical_views: str = "exclude",
 ) -> dict:
     """Rank-1 per condition, per probe view and per view pair; see the module docstring."""
     if no_gallery not in ("error", "exclude"):
         raise ValueError(f"no_gallery {no_gallery!r}: expected error or exclude")
+    if identical_views not in ("exclude", "include"):
+        raise ValueError(f"identical_views {identical_views!r}: expected exclude or include")
     subjects, types, views = (np.asarray(a).astype(str) for a in (subjects, types, views))
     all_views = sorted(set(views.tolist()))
     gal = np.flatnonzero(np.isin(types, gallery_types))
@@ -39,6 +43,7 @@ def cross_view_rank1(
     result = {
         "metric": metric,
         "no_gallery": no_gallery,
+        "identical_views": identical_views,
         "views": all_views,
         "rank1": {},
         "per_view": {},
@@ -61,7 +66,8 @@ def cross_view_rank1(
                 if use.any() and len(groups[b]):
                     matrix[a, b] = round(100.0 * hit[use, b].mean(), 2)
         off = matrix.copy()
-        np.fill_diagonal(off, np.nan)
+        if identical_views == "exclude":
+            np.fill_diagonal(off, np.nan)
         with np.errstate(invalid="ignore"):
             counts = np.sum(~np.isnan(off), axis=1)
             per_view = np.where(counts > 0, np.nansum(off, axis=1) / np.maximum(counts, 1), np.nan)

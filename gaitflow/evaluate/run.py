@@ -15,6 +15,7 @@ import numpy as np
 
 from gaitflow.data.dataset import PackedDataset
 from gaitflow.data.packed import write_json
+from gaitflow.data.partition import in_force, sequence_name
 from gaitflow.errors import GaitflowError
 from gaitflow.evaluate.protocols import cross_view_rank1
 from gaitflow.evaluate.retrieval import retrieval
@@ -25,15 +26,14 @@ from gaitflow.runs import embed, load_run, resolve_device
 def score(
     emb: np.ndarray, data: PackedDataset, test: np.ndarray, protocol_name: str, protocol: dict, metric: str
 ) -> dict:
-    """Protocol metrics of test-set embeddings."""
+    """Protocol metrics of test-set embeddings, as the protocol's entry in params describes them."""
     subjects, types, views = data.subjects[test], data.types[test], data.views[test]
-    if protocol_name == "retrieval":
-        gallery_types = protocol.get("gallery")
-        gallery = np.isin(types, gallery_types) if gallery_types else np.ones(len(test), bool)
-        probe = ~gallery if gallery_types else np.ones(len(test), bool)
+    if protocol["kind"] == "retrieval":
+        probe, gallery = retrieval_sets(data, test, protocol)
+        ranks = tuple(protocol.get("ranks", (1, 5, 10)))
         return {
             "metric": metric,
-            "retrieval": retrieval(emb, subjects, np.flatnonzero(probe), np.flatnonzero(gallery), metric),
+            "retrieval": retrieval(emb, subjects, np.flatnonzero(probe), np.flatnonzero(gallery), metric, ranks),
         }
     result = cross_view_rank1(
         emb,
@@ -44,11 +44,29 @@ def score(
         protocol["probes"],
         metric,
         protocol.get("no_gallery", "error"),
+        protocol.get("identical_views", "exclude"),
     )
     gallery = np.flatnonzero(np.isin(types, protocol["gallery"]))
     probe = np.flatnonzero(~np.isin(types, protocol["gallery"]))
     result["retrieval"] = retrieval(emb, subjects, probe, gallery, metric)  # all probes against the whole gallery
     return result
+
+
+def retrieval_sets(data: PackedDataset, test: np.ndarray, protocol: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(probe, gallery) masks over the test rows: the partition's PROBE_SET against every other test
+    sequence (Gait3D); or the gallery's sequence types against the rest; or every sequence against all."""
+    if protocol.get("probe_set"):
+        listed = data.partition.get("PROBE_SET")
+        if not listed:
+            raise GaitflowError(f"{data.root}: the partition in force has no PROBE_SET; the protocol needs one")
+        names = [sequence_name(*k) for k in zip(data.subjects[test], data.types[test], data.views[test])]
+        probe = np.isin(names, listed)
+        return probe, ~probe
+    if protocol.get("gallery"):
+        gallery = np.isin(data.types[test], protocol["gallery"])
+        return ~gallery, gallery
+    everything = np.ones(len(test), bool)
+    return everything, everything
 
 
 def _run_id(run_dir: Path) -> str | None:
@@ -81,7 +99,7 @@ def evaluate(
         to_channels_last(model)
     test = data.split("TEST_SET")
     protocol_name = eval_spec["protocol"]
-    protocol = params["protocols"].get(protocol_name, {})
+    protocol = params["protocols"][protocol_name]
     metric = params["evaluate"]["metric"]
     start = time.perf_counter()
     emb = embed(model, data, test, dev, params["evaluate"]["max_frames"], progress).numpy()
@@ -96,6 +114,7 @@ def evaluate(
         "protocol": protocol_name,
         "test_subjects": len(data.partition["TEST_SET"]),
         "test_sequences": int(len(test)),
+        "partition": in_force(data_dir),
         "iterations": config["iteration"],
         "embedding_seconds": round(seconds, 3),
         "mlflow_run_id": _run_id(run_dir),

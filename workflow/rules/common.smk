@@ -91,7 +91,10 @@ def produced(pattern, step, every_run=False):
 
 
 def raw_input(wc):
-    """A synthetic dataset is drawn by synth; a real one is a source file (its size is in the identity)."""
+    """A synthetic dataset is drawn by synth; a real one is a source file (its size is in the identity),
+    with the release's partition file when it names one (its content is in the identity)."""
+    partition = gw.partition_path(config, wc.dataset)
+    extra = [ancient(partition)] if partition else []
     if wc.dataset in GRID["synthetic"]:
-        return produced(gw.SYNTH_RAW, "synth")(wc)
-    return ancient(gw.raw_path(config, wc.dataset))
+        return [produced(gw.SYNTH_RAW, "synth")(wc), *extra]
+    return [ancient(gw.raw_path(config, wc.dataset)), *extra]

@@ -1,0 +1,81 @@
+"""Every release layout has a synthetic twin, and every protocol runs on its twin end to end:
+synth -> preprocess -> GEI baseline -> a few training iterations -> evaluate."""
+
+import json
+import zipfile
+
+import pytest
+from conftest import as_sets
+
+from gaitflow.cli import main
+from gaitflow.data.dataset import PackedDataset
+
+TRAIN = [
+    "train.p=2",
+    "train.k=2",
+    "train.frames=4",
+    "train.iterations=2",
+    "train.width=0.25",
+    "train.warmup=1",
+    "train.milestones=[1]",
+    "train.threads=1",
+    "tracking.enabled=false",
+    "preprocess.img_size=32",
+    "synth.workers=1",
+    "preprocess.workers=1",
+]
+
+
+def _tiny(name, conditions, views):
+    return [
+        f"datasets.{name}.synth.ids=6",
+        f"datasets.{name}.synth.conditions={conditions}",
+        f"datasets.{name}.synth.views={views}",
+        f"datasets.{name}.synth.frames=8",
+        f"datasets.{name}.synth.width=160",
+        f"datasets.{name}.synth.height=120",
+    ]
+
+
+TWINS = {
+    "casiab-syn": _tiny("casiab-syn", "{nm: 6, bg: 2, cl: 2}", "[0, 90]"),
+    "oumvlp-syn": _tiny("oumvlp-syn", "{nm: 2}", "[0, 90]"),
+    "gait3d-syn": _tiny("gait3d-syn", "{nm: 2, bg: 1}", "[0, 90]"),
+}
+
+
+def _run(project, name):
+    args = [*as_sets([*TRAIN, *TWINS[name]]), "--dataset", name, "--quiet"]
+    for step in (["synth"], ["preprocess"], ["baseline"]):
+        assert main([*step, *args]) == 0, step
+    for step in ("train", "evaluate"):
+        assert main([step, "--backbone", "gaitset", "--recipe", "triplet", *args]) == 0, step
+    baseline = json.loads((project / f"results/{name}/gei-baseline/metrics.json").read_text())
+    trained = json.loads((project / f"results/{name}/gaitset-triplet/metrics.json").read_text())
+    return PackedDataset(project / f"data/processed/{name}"), baseline, trained
+
+
+@pytest.mark.parametrize("name", ["casiab-syn", "oumvlp-syn"])
+def test_cross_view_twins(project, name):
+    data, baseline, trained = _run(project, name)
+    conditions = ["NM", "BG", "CL"] if name == "casiab-syn" else ["NM"]
+    for metrics in (baseline, trained):
+        assert list(metrics["rank1"]) == conditions and metrics["identical_views"] == "exclude"
+        assert metrics["partition"]["source"].startswith("rule ")
+    if name == "oumvlp-syn":  # the official split: odd ids train
+        assert data.partition["TRAIN_SET"] == ["00001", "00003", "00005"]
+
+
+def test_gait3d_twin_probes_are_exactly_its_probe_set(project):
+    data, baseline, trained = _run(project, "gait3d-syn")
+    names = zipfile.ZipFile(project / "data/raw/gait3d-syn.zip").namelist()
+    assert "2D_Silhouettes/0001/camid0_videoid1/seq0/human_crop_f00001.png" in names
+    assert "2D_Silhouettes/0001/camid1_videoid101/seq0/human_crop_f00008.png" in names  # bg: its own videos
+    given = json.loads((project / "data/raw/gait3d-syn.partition.json").read_text())
+    assert given["TEST_SET"] == ["0005", "0006"]  # 4 of 6 train (as Gait3D: 3,000 of 4,000)
+    assert len(given["PROBE_SET"]) == len(given["TEST_SET"]) and given["PROBE_SET"][0].count("-") == 2
+    assert data.partition["PROBE_SET"] == sorted(given["PROBE_SET"])
+    for metrics in (baseline, trained):
+        assert "rank1" not in metrics and metrics["partition"]["source"] == "data/raw/gait3d-syn.partition.json"
+        r = metrics["retrieval"]
+        assert r["probes"] == len(given["PROBE_SET"]) and {"rank1", "rank5", "rank10", "mAP", "mINP"} <= set(r)
