@@ -251,3 +251,12 @@ def test_default_train_fraction_is_casia_b_split(tiny_archive, tmp_path):
     subjects = sorted(set(PackedDataset(out, cut=False).subjects))
     expected = by_rule(subjects, "first", pp.DEFAULT_TRAIN_FRACTION)
     assert json.loads((out / packed.PARTITION_FILE).read_text()) == expected
+
+
+def test_an_archive_in_another_layout_is_one_line(tiny_archive, tmp_path):
+    with pytest.raises(GaitflowError) as err:
+        pp.preprocess(tiny_archive, tmp_path / "out", "ou-mvlp", workers=1, progress=False)
+    message = str(err.value)
+    assert "no path fits the ou-mvlp layout: " in message and " paths read, none parsed (for example: " in message
+    assert message.count(".png") == 3 and "\n" not in message
+    assert not (tmp_path / "out").exists()

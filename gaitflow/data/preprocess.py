@@ -160,6 +160,13 @@ def _list_sequences(source: Path, kind: str, layout: Layout, report: Report) -> 
                 report.skip(BAD_PATH, name)
             continue
         groups[key].append((name, loc))
+    if not groups:
+        bad = report.examples[BAD_PATH][:3]
+        what = "OpenGait pickle tree (<id>/<type>/<view>/<name>.pkl)" if importing else f"{layout.name} layout"
+        raise GaitflowError(
+            f"{source}: no path fits the {what}: {len(files)} paths read, none parsed "
+            f"(for example: {', '.join(bad)}); check datasets.<name>.layout"
+        )
     keys = sorted(groups)
     for key in keys:
         groups[key].sort(key=lambda m: m[0])
