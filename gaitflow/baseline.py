@@ -31,7 +31,7 @@ def run_baseline(data: Path, out: Path, protocol_name: str, protocol: dict, metr
     dataset = PackedDataset(data)
     test = dataset.split("TEST_SET")
     emb = gait_energy_images(dataset, test)
-    metrics = score(emb, dataset, test, protocol_name, protocol, metric)
+    metrics = score(emb, dataset, test, protocol_name, protocol, metric, out_dir=Path(out).parent)
     metrics = {
         "method": BASELINE_METHOD,
         "protocol": protocol_name,

@@ -148,6 +148,7 @@ def cmd_preprocess(args) -> int:
         progress=not args.quiet,
         split=protocol["split"],
         partition_file=spec.get("partition"),
+        modality=spec.get("modality"),
     )
     skipped = sum(v["count"] for v in report["skipped"].values())
     print(

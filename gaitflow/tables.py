@@ -45,6 +45,7 @@ class Result:
     run_id: str | None = None
     kind: str = "cross-view"  # the protocol's kind: cross-view (rank-1 per condition) or retrieval
     partition: dict = field(default_factory=dict)  # the split it was scored on (gaitflow.data.partition)
+    extra: dict[str, float] = field(default_factory=dict)  # further figures, after the Mean (rank-5, ...)
 
 
 @dataclass
@@ -64,17 +65,18 @@ class Table:
 def load_result(path: Path) -> Result:
     try:
         m = json.loads(Path(path).read_text())
-        cross_view = "per_view" in m or "retrieval" not in m
+        cross_view = "per_view" in m
         return Result(
             method=m["method"],
             backbone=m.get("backbone", m["method"]),
             recipe=m.get("recipe"),
             # a retrieval protocol's own figures (rank-k, mAP, mINP) take the place of the conditions
-            rank1=m["rank1"] if cross_view else {k: v for k, v in m["retrieval"].items() if k != "probes"},
+            rank1=m["rank1"] if cross_view else _retrieval_columns(m),
             per_view=m["per_view"] if cross_view else {},
             run_id=m.get("mlflow_run_id"),
             kind="cross-view" if cross_view else "retrieval",
             partition=m.get("partition") or {},
+            extra={f"{c} R{k[4:]}": v for k, by in m.items() if _is_rank_k(k) for c, v in by.items()},
         )
     except FileNotFoundError:
         raise GaitflowError(f"{path}: not found; evaluate the run first (gaitflow evaluate)") from None
@@ -82,6 +84,19 @@ def load_result(path: Path) -> Result:
         raise GaitflowError(
             f"{path}: not a gaitflow metrics file with rank-1 by view ({exc}); evaluate the run again"
         ) from None
+
+
+def _is_rank_k(key: str) -> bool:
+    """rank5, rank10, ...: a cross-view protocol's figures beyond rank-1, by condition."""
+    return key.startswith("rank") and key[4:].isdigit() and key != "rank1"
+
+
+def _retrieval_columns(m: dict) -> dict[str, float]:
+    """A retrieval result's figures; a proxy score (GREW's, whose probes have no identity) says so."""
+    if "retrieval" in m:
+        return {k: v for k, v in m["retrieval"].items() if k != "probes"}
+    proxy = m["retrieval_proxy"]
+    return {f"proxy {k}": v for k, v in proxy.items() if k not in ("probes", "note")}
 
 
 def mean(values) -> float | None:
@@ -171,14 +186,19 @@ def _with_mean(results: list[Result], conds: list[str]) -> bool:
     return len(conds) > 1 and all(r.kind == "cross-view" for r in results)
 
 
+def _extras(results: list[Result]) -> list[str]:
+    return list(dict.fromkeys(k for r in results for k in r.extra))
+
+
 def _columns(results: list[Result]) -> tuple[list[str], list[str]]:
     conds = _conditions(results)
-    return conds, conds + (["Mean"] if _with_mean(results, conds) else [])
+    return conds, conds + (["Mean"] if _with_mean(results, conds) else []) + _extras(results)
 
 
-def _summary(r: Result, conds: list[str]) -> list[float | None]:
+def _summary(r: Result, conds: list[str], extras: list[str] | None = None) -> list[float | None]:
     values = [r.rank1.get(c) for c in conds]
-    return values + ([mean(values)] if len(conds) > 1 and r.kind == "cross-view" else [])
+    averaged = [mean(values)] if len(conds) > 1 and r.kind == "cross-view" else []
+    return values + averaged + [r.extra.get(k) for k in (extras or [])]
 
 
 def per_view_table(results: list[Result]) -> Table:
@@ -201,6 +221,7 @@ def per_view_table(results: list[Result]) -> Table:
 
 def variants_table(results: list[Result], recipes: dict) -> Table:
     conds, cols = _columns(results)
+    extras = _extras(results)
     table = Table(
         "variants",
         "GaitMPL additions per backbone: +D = DRPL, +G = GSAM, ++ = both (GaitMPL table III)",
@@ -209,7 +230,7 @@ def variants_table(results: list[Result], recipes: dict) -> Table:
     )
     for r in results:
         if r.recipe is None:  # the GEI baseline heads the table
-            table.add((r.method, "-", "baseline"), _summary(r, conds), r.run_id)
+            table.add((r.method, "-", "baseline"), _summary(r, conds, extras), r.run_id)
     rows = []
     for r in results:
         spec = recipes.get(r.recipe or "")
@@ -217,13 +238,14 @@ def variants_table(results: list[Result], recipes: dict) -> Table:
             continue
         rows.append(((r.backbone, base_loss(spec), VARIANTS.index(gaitmpl_variant(spec))), r, spec))
     for (backbone, base, _), r, spec in sorted(rows, key=lambda x: x[0]):
-        table.add((backbone, base, gaitmpl_variant(spec)), _summary(r, conds), r.run_id)
+        table.add((backbone, base, gaitmpl_variant(spec)), _summary(r, conds, extras), r.run_id)
     return table
 
 
 def waveloss_tables(results: list[Result], recipes: dict) -> list[Table]:
     """Waveloss tables 5 (fusion ways), 4 (static vs dynamic l) and 6 (the loss ablation)."""
     conds, cols = _columns(results)
+    extras = _extras(results)
     runs = [
         (r, recipes[r.recipe]) for r in results if r.recipe in recipes and formulation(recipes[r.recipe]) == "intended"
     ]
@@ -242,17 +264,18 @@ def waveloss_tables(results: list[Result], recipes: dict) -> list[Table]:
     for r, s in sorted(plain, key=lambda x: (x[0].backbone, base_loss(x[1]), waveloss_fusion(x[1]), l_schedule(x[1]))):
         key = (r.backbone, base_loss(s))
         if key in with_wave:  # a base loss that also ran with Waveloss: its post-fusion row belongs here
-            fusion.add((*key, waveloss_fusion(s)), _summary(r, conds), r.run_id)
+            fusion.add((*key, waveloss_fusion(s)), _summary(r, conds, extras), r.run_id)
         if waveloss_fusion(s) == "norm":
-            schedule.add((*key, l_schedule(s)), _summary(r, conds), r.run_id)
+            schedule.add((*key, l_schedule(s)), _summary(r, conds, extras), r.run_id)
     for r, s in sorted(plain, key=lambda x: (x[0].backbone, loss_label(x[1]))):
-        ablation.add((r.backbone, loss_label(s)), _summary(r, conds), r.run_id)
+        ablation.add((r.backbone, loss_label(s)), _summary(r, conds, extras), r.run_id)
     return [fusion, schedule, ablation]
 
 
 def formulations_table(results: list[Result], recipes: dict) -> Table:
     """Runs whose recipes differ only in ``formulation``, side by side."""
     conds, cols = _columns(results)
+    extras = _extras(results)
     table = Table(
         "formulations",
         "Formulations: the papers' text (intended) against their printed equations (as_printed)",
@@ -271,7 +294,7 @@ def formulations_table(results: list[Result], recipes: dict) -> Table:
             continue
         for form in ("intended", "as_printed"):
             for r, spec in by_form[form]:
-                table.add((backbone, loss_label(spec), f"{form} ({r.recipe})"), _summary(r, conds), r.run_id)
+                table.add((backbone, loss_label(spec), f"{form} ({r.recipe})"), _summary(r, conds, extras), r.run_id)
     return table
 
 

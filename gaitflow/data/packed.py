@@ -150,7 +150,12 @@ def read_index(path: Path) -> dict[str, np.ndarray]:
     return cols
 
 
-def write_json(path: Path, obj) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a file whole or not at all (a reader never sees half of it)."""
     tmp = Path(f"{path}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json(path: Path, obj) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")

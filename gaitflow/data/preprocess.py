@@ -29,6 +29,7 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -37,8 +38,15 @@ import numpy as np
 from gaitflow.config import workers as resolve_workers
 from gaitflow.data import archive, packed
 from gaitflow.data import partition as partitions
-from gaitflow.data.layouts import Layout, SequenceKey, get_layout, parse_pkl
-from gaitflow.data.pretreat import decode, pretreat
+from gaitflow.data.layouts import (
+    SUSTECH1K_DEFAULT_MODALITY,
+    Layout,
+    SequenceKey,
+    get_layout,
+    parse_pkl,
+    parse_sustech1k_pkl,
+)
+from gaitflow.data.pretreat import decode, fit_aligned, pretreat
 from gaitflow.errors import GaitflowError
 from gaitflow.parallel import opencv_serial, worker_pool
 
@@ -50,9 +58,11 @@ DEFAULT_TRAIN_FRACTION = 0.5968
 BAD_PATH = "path does not fit the layout"
 BAD_PNG = "unreadable or corrupt PNG"
 BAD_PKL = "unreadable, unsafe or malformed pickle"
-BAD_SHAPE = "frame size differs from the dataset's"
 SHORT_SEQUENCE = "sequence with too few valid frames"
 EXTRA_PKL = "second pickle in a sequence folder (the first sorted one is used)"
+NO_MODALITY = "sequence folder without a pickle of the chosen modality"
+# Releases that ship pickles, one per modality in each sequence folder: the modality's file is the sequence.
+PICKLE_RELEASES = {"sustech1k": (parse_sustech1k_pkl, SUSTECH1K_DEFAULT_MODALITY)}
 EXAMPLES = 5
 
 
@@ -134,8 +144,13 @@ class _Sequences:
                 yield key, sorted(pending.pop(key), key=lambda m: m[0])
 
 
-def _list_sequences(source: Path, kind: str, layout: Layout, report: Report) -> _Sequences:
-    """The source's PNG frames by sequence; a tree of pickles and no PNG is an OpenGait import."""
+def _list_sequences(
+    source: Path, kind: str, layout: Layout | str, report: Report, modality: str | None = None
+) -> _Sequences:
+    """The source's PNG frames by sequence; a tree of pickles and no PNG is an OpenGait import; a
+    pickle release (SUSTech1K) gives one sequence per folder: its file of the chosen modality."""
+    if isinstance(layout, str):  # a pickle release
+        return _list_release_pickles(source, kind, layout, report, modality)
     if kind == "tar-stream":
         names = archive.list_stream_names(source)
     else:
@@ -172,6 +187,38 @@ def _list_sequences(source: Path, kind: str, layout: Layout, report: Report) -> 
         groups[key].sort(key=lambda m: m[0])
     report.sequences = len(keys)
     return _Sequences(source, kind, ".pkl" if importing else ".png", parse, dict(groups), keys)
+
+
+def _list_release_pickles(source: Path, kind: str, layout: str, report: Report, modality: str | None) -> _Sequences:
+    """A release's pickle tree: in each sequence folder, the one file of ``modality`` (the others are
+    other modalities, not bad input); a folder without it is counted and named, never replaced."""
+    parse_modality, default = PICKLE_RELEASES[layout]
+    modality = modality or default
+    parse = partial(parse_modality, modality=modality)
+    parse("")  # an unknown modality is one line now, not an empty dataset later
+    names = archive.list_stream_names(source) if kind == "tar-stream" else archive.list_members(source, kind, "")
+    files = [(n, loc) for n, loc in names if n.lower().endswith(".pkl")]
+    report.files = len(files)
+    if not report.files:
+        raise GaitflowError(f"{source}: no .pkl files found; expected a {layout} pickle tree")
+    groups: dict[SequenceKey, list] = defaultdict(list)
+    folders: dict[str, bool] = {}
+    for name, loc in files:
+        folder = name.replace("\\", "/").rpartition("/")[0]
+        key = parse(name)
+        folders[folder] = folders.get(folder, False) or key is not None
+        if key is not None:
+            groups[key].append((name, loc))
+    for folder, found in folders.items():
+        if not found:
+            report.skip(NO_MODALITY, f"{folder} ({modality})")
+    if not groups:
+        raise GaitflowError(
+            f"{source}: no {modality} pickle in any of its {len(folders)} folders; check datasets.<name>.modality"
+        )
+    keys = sorted(groups)
+    report.sequences = len(keys)
+    return _Sequences(source, kind, ".pkl", parse, dict(groups), keys)
 
 
 # ------------------------------------------------------------------ workers
@@ -289,7 +336,12 @@ def load_array_pickle(data) -> np.ndarray:
 
 
 class _PickleWorker(_Worker):
-    """Unpickles an OpenGait sequence. Its frames go back to the parent, which alone knows where they go."""
+    """Unpickles an already aligned sequence (OpenGait's trees, SUSTech1K) and brings it to the target
+    size without pretreating it again. Its frames go back to the parent, which alone knows where they go."""
+
+    def __init__(self, source: Path, kind: str, size: int):
+        super().__init__(source, kind)
+        self.size = size
 
     def run(self, task) -> tuple[np.ndarray | None, list]:
         """(name, locator) of one pickle -> (frames [n, h, w] or None, [(reason, path)])."""
@@ -300,7 +352,7 @@ class _PickleWorker(_Worker):
             return None, [(BAD_PKL, name)]
         if arr.ndim != 3 or arr.dtype != np.uint8 or 0 in arr.shape:
             return None, [(BAD_PKL, name)]
-        return np.ascontiguousarray(arr), []
+        return fit_aligned(arr, self.size), []
 
 
 @contextmanager
@@ -403,12 +455,11 @@ def _pack_pngs(
 
 
 def _pack_pickles(
-    seqs: _Sequences, frames_path: Path, min_frames: int, n_workers: int, report: Report, bar
+    seqs: _Sequences, frames_path: Path, size: int, min_frames: int, n_workers: int, report: Report, bar
 ) -> tuple[list, tuple | None]:
     """Append every pickled sequence to `frames_path` -> (rows of (key, offset, count) by key, frame shape).
 
-    Sequences are appended as they come back; the first one kept sets the frame
-    size, and a sequence of another size is skipped."""
+    Sequences are appended as they come back, every one at the target size (fit_aligned)."""
     writer = packed.FrameWriter(frames_path)
 
     def tasks():
@@ -419,14 +470,11 @@ def _pack_pickles(
 
     rows: list[tuple[SequenceKey, int, int]] = []
     try:
-        worker = _PickleWorker(seqs.source, seqs.reader_kind)
+        worker = _PickleWorker(seqs.source, seqs.reader_kind, size)
         with _results(worker, tasks(), n_workers, numbered=False) as results:
             for key, n_files, (frames, bad) in results:
                 _tally(report, bar, n_files, bad)
                 if frames is None:
-                    continue
-                if writer.frame_shape is not None and tuple(frames.shape[1:]) != writer.frame_shape:
-                    report.skip(BAD_SHAPE, "/".join(key), len(frames))
                     continue
                 if len(frames) < min_frames:
                     report.skip(SHORT_SEQUENCE, "/".join(key))
@@ -470,6 +518,7 @@ def preprocess(
     progress: bool = True,
     split: str = "first",
     partition_file: Path | None = None,
+    modality: str | None = None,
 ) -> dict:
     """Pack a raw dataset at `source` into `out`; returns the report (also written to out/report.json).
 
@@ -481,10 +530,10 @@ def preprocess(
     source, out = Path(source), Path(out)
     given = partitions.load(partition_file) if partition_file else None  # a bad file stops before any work
     kind = archive.source_kind(source)
-    lay = get_layout(layout)
+    lay = layout if layout in PICKLE_RELEASES else get_layout(layout)
     report = Report()
     start = time.perf_counter()
-    seqs = _list_sequences(source, kind, lay, report)
+    seqs = _list_sequences(source, kind, lay, report, modality)
 
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     archive.remove_path(tmp)
@@ -496,7 +545,7 @@ def preprocess(
     )
     try:
         if seqs.pickles:
-            rows, frame_shape = _pack_pickles(seqs, frames_path, min_frames, n_workers, report, bar)
+            rows, frame_shape = _pack_pickles(seqs, frames_path, size, min_frames, n_workers, report, bar)
         else:
             rows, frame_shape = _pack_pngs(seqs, frames_path, size, min_foreground, min_frames, n_workers, report, bar)
     except BaseException:

@@ -17,6 +17,12 @@ must equal that script's to the pixel, quirks included:
 
 The model later sees this window less ``cut_width(size)`` columns on each side
 (64 x 64 -> 64 x 44), done by the dataset reader.
+
+Releases that ship frames already aligned (pickles of 64 x 64 windows, or of
+64 x 44 ones already cut) are not pretreated again: :func:`fit_aligned` only
+brings them to ``size`` by step 3's rule (bicubic to height ``size``, width in
+proportion) and pads or trims the width symmetrically to the same
+``2 * (size // 2)`` window, so the reader's cut removes the same columns.
 """
 
 from __future__ import annotations
@@ -72,3 +78,22 @@ def decode(data) -> np.ndarray | None:
     except cv2.error:
         return None
     return img
+
+
+def fit_aligned(frames: np.ndarray, size: int) -> np.ndarray:
+    """Already aligned frames [n, h, w] -> [n, size, 2 * (size // 2)] (see the module docstring)."""
+    n, h, w = frames.shape
+    window = 2 * (size // 2)
+    new_width = max(1, int(size * (w / h)))
+    if (h, w) != (size, new_width):
+        frames = np.stack([cv2.resize(f, (new_width, size), interpolation=cv2.INTER_CUBIC) for f in frames])
+    if new_width == window:
+        return np.ascontiguousarray(frames)
+    out = np.zeros((n, size, window), np.uint8)
+    if new_width < window:  # already cut at the sides (64 x 44): the cut comes back as zeros
+        left = (window - new_width) // 2
+        out[:, :, left : left + new_width] = frames
+    else:
+        left = (new_width - window) // 2
+        out[:] = frames[:, :, left : left + window]
+    return out

@@ -118,15 +118,26 @@ def nearest_in_groups(
     chunk: int = 1024,
     probe_rows=None,
     gallery_rows=None,
+    k: int = 1,
 ) -> np.ndarray:
     """For every probe row and every group of gallery positions, the gallery position of the nearest one.
 
-    Returns int64 [n, len(groups)], -1 where a group is empty. The full matrix is never held.
+    Returns int64 [n, len(groups)], -1 where a group is empty; with ``k`` > 1, [n, len(groups), k]: the
+    k nearest by rising distance, -1 past the group's size. The full matrix is never held.
     """
     n = len(probe) if probe_rows is None else len(probe_rows)
-    out = np.full((n, len(groups)), -1, np.int64)
+    out = np.full((n, len(groups)) if k == 1 else (n, len(groups), k), -1, np.int64)
     for s, d in distance_chunks(probe, gallery, metric, chunk, probe_rows=probe_rows, gallery_rows=gallery_rows):
         for g, cols in enumerate(groups):
-            if len(cols):
-                out[s : s + len(d), g] = np.asarray(cols)[np.argmin(d[:, cols], axis=1)]
+            if not len(cols):
+                continue
+            cols = np.asarray(cols)
+            if k == 1:
+                out[s : s + len(d), g] = cols[np.argmin(d[:, cols], axis=1)]
+                continue
+            sub = d[:, cols]
+            kk = min(k, len(cols))
+            part = np.argpartition(sub, kk - 1, axis=1)[:, :kk]
+            order = np.take_along_axis(part, np.argsort(np.take_along_axis(sub, part, 1), axis=1, kind="stable"), 1)
+            out[s : s + len(d), g, :kk] = cols[order]
     return out

@@ -52,13 +52,43 @@ def retrieval(
     metric: str = "euclidean",
     ranks=(1, 5, 10),
     chunk: int = 1024,
+    exclude_self: bool = False,
 ) -> dict:
     """Retrieval metrics of probe rows against gallery rows of one embedding matrix, a chunk of
-    probes at a time (the full matrix is never held)."""
+    probes at a time (the full matrix is never held). With ``exclude_self`` a probe that is also in
+    the gallery is not matched with itself (leave-one-out within one set)."""
     parts = {"first": [], "ap": [], "inp": []}
     gallery_ids = subjects[gallery]
     for start, d in prepared_chunks(embeddings, embeddings, metric, chunk, probe_rows=probe, gallery_rows=gallery):
+        if exclude_self:
+            d = _without_self(d, probe[start : start + len(d)], gallery)
         per = _per_probe(d, subjects[probe][start : start + len(d)], gallery_ids, ranks)
         for k in parts:
             parts[k].append(per[k])
     return _summarise({k: np.concatenate(v) if v else np.array([]) for k, v in parts.items()}, ranks)
+
+
+def _without_self(d: np.ndarray, probe_rows: np.ndarray, gallery_rows: np.ndarray) -> np.ndarray:
+    d = np.array(d, copy=True)
+    d[probe_rows[:, None] == np.asarray(gallery_rows)[None, :]] = np.inf
+    return d
+
+
+def ranked_ids(
+    embeddings: np.ndarray,
+    subjects: np.ndarray,
+    probe: np.ndarray,
+    gallery: np.ndarray,
+    top: int = 20,
+    metric: str = "euclidean",
+    chunk: int = 1024,
+) -> list[list[str]]:
+    """Each probe's gallery identities by rising distance, each identity once, the first ``top``
+    (what an identification challenge such as GREW's asks to submit)."""
+    out = []
+    gallery_ids = np.asarray(subjects)[gallery]
+    for _, d in prepared_chunks(embeddings, embeddings, metric, chunk, probe_rows=probe, gallery_rows=gallery):
+        for row in np.argsort(d, axis=1, kind="stable"):
+            ids = list(dict.fromkeys(gallery_ids[row].tolist()))
+            out.append([str(i) for i in ids[:top]])
+    return out

@@ -14,23 +14,34 @@ from pathlib import Path
 import numpy as np
 
 from gaitflow.data.dataset import PackedDataset
-from gaitflow.data.packed import write_json
+from gaitflow.data.layouts import SequenceKey, is_labelled
+from gaitflow.data.packed import write_json, write_text_atomic
 from gaitflow.data.partition import in_force, sequence_name
 from gaitflow.errors import GaitflowError
-from gaitflow.evaluate.protocols import cross_view_rank1
-from gaitflow.evaluate.retrieval import retrieval
+from gaitflow.evaluate.protocols import cross_view_rank1, select_types, view_labels
+from gaitflow.evaluate.retrieval import ranked_ids, retrieval
 from gaitflow.models.base import to_channels_last
 from gaitflow.runs import embed, load_run, resolve_device
 
 
 def score(
-    emb: np.ndarray, data: PackedDataset, test: np.ndarray, protocol_name: str, protocol: dict, metric: str
+    emb: np.ndarray,
+    data: PackedDataset,
+    test: np.ndarray,
+    protocol_name: str,
+    protocol: dict,
+    metric: str,
+    out_dir: Path | None = None,
 ) -> dict:
-    """Protocol metrics of test-set embeddings, as the protocol's entry in params describes them."""
-    subjects, types, views = data.subjects[test], data.types[test], data.views[test]
+    """Protocol metrics of test-set embeddings, as the protocol's entry in params describes them.
+    A protocol whose probes carry no identity (GREW) writes its submission file into ``out_dir``."""
+    subjects, types = data.subjects[test], data.types[test]
+    views = view_labels(data.views[test], protocol.get("view_regex"))
     if protocol["kind"] == "retrieval":
-        probe, gallery = retrieval_sets(data, test, protocol)
         ranks = tuple(protocol.get("ranks", (1, 5, 10)))
+        if protocol.get("unlabelled_probes"):
+            return identification(emb, subjects, types, views, protocol, metric, ranks, out_dir)
+        probe, gallery = retrieval_sets(data, test, protocol)
         return {
             "metric": metric,
             "retrieval": retrieval(emb, subjects, np.flatnonzero(probe), np.flatnonzero(gallery), metric, ranks),
@@ -45,11 +56,47 @@ def score(
         metric,
         protocol.get("no_gallery", "error"),
         protocol.get("identical_views", "exclude"),
+        tuple(protocol.get("ranks", (1,))),
     )
-    gallery = np.flatnonzero(np.isin(types, protocol["gallery"]))
-    probe = np.flatnonzero(~np.isin(types, protocol["gallery"]))
+    in_gallery = select_types(types, protocol["gallery"])
+    gallery, probe = np.flatnonzero(in_gallery), np.flatnonzero(~in_gallery)
     result["retrieval"] = retrieval(emb, subjects, probe, gallery, metric)  # all probes against the whole gallery
+    if protocol.get("retrieval_by_probe"):  # re-identification figures per probe setting (CCPG)
+        result["retrieval_by_probe"] = {
+            name: retrieval(emb, subjects, np.flatnonzero(select_types(types, t) & ~in_gallery), gallery, metric)
+            for name, t in protocol["probes"].items()
+        }
     return result
+
+
+SUBMISSION_FILE = "submission.csv"
+
+
+def identification(emb, subjects, types, views, protocol, metric, ranks, out_dir: Path | None) -> dict:
+    """Probes without identity (GREW): the challenge's submission file (each probe's first
+    ``submission_top`` gallery identities, ``videoId,rank1,...``), and a local proxy score that is
+    not the official protocol: every gallery sequence against the other gallery sequences."""
+    labelled = np.array([is_labelled(SequenceKey(s, t, v)) for s, t, v in zip(subjects, types, views)], bool)
+    gallery = np.flatnonzero(select_types(types, protocol["gallery"]) & labelled)
+    probe = np.flatnonzero(~labelled & select_types(types, protocol.get("probe_types", ["probe"])))
+    top = int(protocol.get("submission_top", 20))
+    result = {"metric": metric, "submission": {"file": SUBMISSION_FILE, "probes": int(len(probe)), "top": top}}
+    if out_dir is not None:
+        ranked = ranked_ids(emb, subjects, probe, gallery, top, metric)
+        header = ",".join(["videoId", *(f"rank{k}" for k in range(1, top + 1))])
+        lines = [header] + [",".join([views[p], *(_id(i) for i in ids)]) for p, ids in zip(probe, ranked)]
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out_dir / SUBMISSION_FILE, "\n".join(lines) + "\n")
+    result["retrieval_proxy"] = {
+        "note": "proxy, not the official protocol: gallery sequences against the other gallery sequences",
+        **retrieval(emb, subjects, gallery, gallery, metric, ranks, exclude_self=True),
+    }
+    return result
+
+
+def _id(subject: str) -> str:
+    """A gallery identity as the challenge writes it: a number where it is one (00001 -> 1)."""
+    return str(int(subject)) if subject.isdigit() else subject
 
 
 def retrieval_sets(data: PackedDataset, test: np.ndarray, protocol: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +151,7 @@ def evaluate(
     start = time.perf_counter()
     emb = embed(model, data, test, dev, params["evaluate"]["max_frames"], progress).numpy()
     seconds = time.perf_counter() - start
-    result = score(emb, data, test, protocol_name, protocol, metric)
+    result = score(emb, data, test, protocol_name, protocol, metric, out_dir=Path(out).parent)
     metrics = {
         "method": f"{config['backbone']}-{config['recipe']}",
         "backbone": config["backbone"],
