@@ -14,10 +14,15 @@ import numpy as np
 from gaitflow.evaluate.distances import prepared_chunks
 
 
-def _per_probe(distances: np.ndarray, probe_ids: np.ndarray, gallery_ids: np.ndarray, ranks) -> dict:
-    """Per-probe first-match rank, AP and INP of the probes that have a match."""
+def _per_probe(distances: np.ndarray, probe_ids: np.ndarray, gallery_ids: np.ndarray, ranks, allowed=None) -> dict:
+    """Per-probe first-match rank, AP and INP of the probes that have a match (among ``allowed``
+    gallery entries, [n, m], when given: the others rank last and never match)."""
+    if allowed is not None:
+        distances = np.where(allowed, distances, np.inf)
     order = np.argsort(distances, axis=1, kind="stable")
     matches = gallery_ids[order] == np.asarray(probe_ids)[:, None]  # [n, m] in rank order
+    if allowed is not None:
+        matches &= np.take_along_axis(allowed, order, 1)
     matches = matches[matches.any(1)]
     cum = np.cumsum(matches, 1)
     positions = np.arange(1, matches.shape[1] + 1)
@@ -60,18 +65,11 @@ def retrieval(
     parts = {"first": [], "ap": [], "inp": []}
     gallery_ids = subjects[gallery]
     for start, d in prepared_chunks(embeddings, embeddings, metric, chunk, probe_rows=probe, gallery_rows=gallery):
-        if exclude_self:
-            d = _without_self(d, probe[start : start + len(d)], gallery)
-        per = _per_probe(d, subjects[probe][start : start + len(d)], gallery_ids, ranks)
+        allowed = probe[start : start + len(d), None] != np.asarray(gallery)[None, :] if exclude_self else None
+        per = _per_probe(d, subjects[probe][start : start + len(d)], gallery_ids, ranks, allowed)
         for k in parts:
             parts[k].append(per[k])
     return _summarise({k: np.concatenate(v) if v else np.array([]) for k, v in parts.items()}, ranks)
-
-
-def _without_self(d: np.ndarray, probe_rows: np.ndarray, gallery_rows: np.ndarray) -> np.ndarray:
-    d = np.array(d, copy=True)
-    d[probe_rows[:, None] == np.asarray(gallery_rows)[None, :]] = np.inf
-    return d
 
 
 def ranked_ids(
