@@ -156,6 +156,15 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 def _check_references(params: dict, source: str) -> None:
+    for name, protocol in params["protocols"].items():
+        if protocol["kind"] != "cross-view" or protocol.get("gallery"):
+            continue
+        for probe, setting in protocol["probes"].items():
+            if not isinstance(setting, dict):
+                raise GaitflowError(
+                    f"{source}: protocols.{name}.probes.{probe}: no gallery; expected protocols.{name}.gallery "
+                    "or {probe: [...], gallery: [...]} for this setting"
+                )
     datasets = params["datasets"]
     if params["dataset"] not in datasets:
         raise GaitflowError(

@@ -35,6 +35,18 @@ def test_gallery_rows_are_never_probes_and_rank_k_is_at_least_rank_1():
     assert result["rank5"]["NM"] == 100.0  # five identities in the gallery: the true one is always in the top 5
 
 
+def test_each_setting_may_have_its_own_gallery():
+    """CCPG: four settings, each a probe set against a gallery of its own; views are cameras (01_0 -> 01)."""
+    subjects = np.repeat(["1", "2"], 4)
+    types = np.tile(["U0_D0", "U0_D0_BG", "U1_D1", "U1_D0"], 2)
+    views = view_labels(np.tile(["01_0", "02_1", "01_1", "02_0"], 2), r"^[0-9]+")
+    emb = np.array([0.0, 0, 0, 0, 9, 9, 9, 9])[:, None, None]
+    settings = {"BG": {"probe": ["U0_D0_BG"], "gallery": ["U0_D0"]}, "DN": {"probe": ["U1_D0"], "gallery": ["U1_D1"]}}
+    result = cross_view_rank1(emb, subjects, types, views, None, settings)
+    assert result["views"] == ["01", "02"] and result["probes"] == {"BG": 2, "DN": 2}
+    assert result["rank1"] == {"BG": 100.0, "DN": 100.0}
+
+
 def test_leave_one_out_retrieval_never_matches_a_sequence_with_itself():
     emb = np.array([[0.0], [0.1], [5.0], [5.1], [9.0]])[:, None, :]
     subjects = np.array(["a", "a", "b", "b", "c"])

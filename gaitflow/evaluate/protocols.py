@@ -42,13 +42,21 @@ def view_labels(views: np.ndarray, regex: str | None) -> np.ndarray:
     return np.array([(m.group(0) if (m := pattern.search(v)) else v) for v in views])
 
 
+def probe_setting(setting) -> tuple[list[str], list[str] | None]:
+    """A probe set as params give it: a list of sequence types (against the protocol's gallery), or
+    ``{probe: [...], gallery: [...]}`` with a gallery of its own (CCPG's four settings)."""
+    if isinstance(setting, dict):
+        return setting["probe"], setting.get("gallery")
+    return setting, None
+
+
 def cross_view_rank1(
     embeddings: np.ndarray,
     subjects: np.ndarray,
     types: np.ndarray,
     views: np.ndarray,
-    gallery_types: list[str],
-    probe_sets: dict[str, list[str]],
+    gallery_types: list[str] | None,
+    probe_sets: dict[str, list[str] | dict],
     metric: str = "euclidean",
     no_gallery: str = "error",
     identical_views: str = "exclude",
@@ -62,9 +70,6 @@ def cross_view_rank1(
         raise ValueError(f"identical_views {identical_views!r}: expected exclude or include")
     subjects, types, views = (np.asarray(a).astype(str) for a in (subjects, types, views))
     all_views = sorted(set(views.tolist()))
-    in_gallery = select_types(types, gallery_types)
-    gal = np.flatnonzero(in_gallery)
-    groups = [np.flatnonzero(views[gal] == v) for v in all_views]
     result = {
         "metric": metric,
         "no_gallery": no_gallery,
@@ -76,7 +81,11 @@ def cross_view_rank1(
         "matrix": {},
         "probes": {},
     }
-    for name, probe_types in probe_sets.items():
+    for name, setting in probe_sets.items():
+        probe_types, own_gallery = probe_setting(setting)
+        in_gallery = select_types(types, own_gallery or gallery_types)
+        gal = np.flatnonzero(in_gallery)
+        groups = [np.flatnonzero(views[gal] == v) for v in all_views]
         probe = np.flatnonzero(select_types(types, probe_types) & ~in_gallery)
         if len(probe) == 0 or len(gal) == 0:
             continue

@@ -18,7 +18,7 @@ from gaitflow.data.layouts import SequenceKey, is_labelled
 from gaitflow.data.packed import write_json, write_text_atomic
 from gaitflow.data.partition import in_force, sequence_name
 from gaitflow.errors import GaitflowError
-from gaitflow.evaluate.protocols import cross_view_rank1, select_types, view_labels
+from gaitflow.evaluate.protocols import cross_view_rank1, probe_setting, select_types, view_labels
 from gaitflow.evaluate.retrieval import ranked_ids, retrieval
 from gaitflow.models.base import to_channels_last
 from gaitflow.runs import embed, load_run, resolve_device
@@ -51,21 +51,23 @@ def score(
         subjects,
         types,
         views,
-        protocol["gallery"],
+        protocol.get("gallery"),
         protocol["probes"],
         metric,
         protocol.get("no_gallery", "error"),
         protocol.get("identical_views", "exclude"),
         tuple(protocol.get("ranks", (1,))),
     )
-    in_gallery = select_types(types, protocol["gallery"])
-    gallery, probe = np.flatnonzero(in_gallery), np.flatnonzero(~in_gallery)
-    result["retrieval"] = retrieval(emb, subjects, probe, gallery, metric)  # all probes against the whole gallery
+    if protocol.get("gallery"):  # all probes against the whole gallery
+        in_gallery = select_types(types, protocol["gallery"])
+        result["retrieval"] = retrieval(emb, subjects, np.flatnonzero(~in_gallery), np.flatnonzero(in_gallery), metric)
     if protocol.get("retrieval_by_probe"):  # re-identification figures per probe setting (CCPG)
-        result["retrieval_by_probe"] = {
-            name: retrieval(emb, subjects, np.flatnonzero(select_types(types, t) & ~in_gallery), gallery, metric)
-            for name, t in protocol["probes"].items()
-        }
+        result["retrieval_by_probe"] = {}
+        for name, setting in protocol["probes"].items():
+            probe_types, own_gallery = probe_setting(setting)
+            in_gallery = select_types(types, own_gallery or protocol["gallery"])
+            probe = np.flatnonzero(select_types(types, probe_types) & ~in_gallery)
+            result["retrieval_by_probe"][name] = retrieval(emb, subjects, probe, np.flatnonzero(in_gallery), metric)
     return result
 
 
