@@ -161,6 +161,15 @@ def cmd_preprocess(args) -> int:
     return 0
 
 
+def _headline(flat: dict[str, float]) -> str:
+    """The figures a terminal line shows: rank-1 by condition, else the retrieval figures."""
+    rank1 = {k[6:]: v for k, v in flat.items() if k.startswith("rank1/")}
+    if rank1:
+        return "rank-1 " + ", ".join(f"{c} {v:.2f}" for c, v in rank1.items())
+    shown = {k: v for k, v in flat.items() if k.count("/") == 1}
+    return ", ".join(f"{k} {v:.2f}" for k, v in shown.items())
+
+
 def _claim_gpu(args, params) -> None:
     """Pin this job to a free GPU before torch starts CUDA (see gaitflow.devices)."""
     from gaitflow.devices import claim_gpu
@@ -248,7 +257,7 @@ def cmd_evaluate(args) -> int:
     _claim_gpu(args, params)
     from gaitflow import tracking
     from gaitflow.config import dataset_spec
-    from gaitflow.evaluate.run import evaluate
+    from gaitflow.evaluate.run import evaluate, figures
     from gaitflow.plots import view_heatmap
 
     eval_name, eval_spec = dataset_spec(params, args.eval_dataset or name)
@@ -269,16 +278,15 @@ def cmd_evaluate(args) -> int:
             {},
             {"backbone": args.backbone, "recipe": args.recipe, "evaluated_only": "true"},
         )
-    flat = {f"{eval_name}/rank1/{c}": v for c, v in metrics.get("rank1", {}).items()}
-    flat.update({f"{eval_name}/retrieval/{k}": v for k, v in metrics["retrieval"].items()})
-    tracker.log_metrics(flat)
+    flat = figures(metrics)
+    tracker.log_metrics({f"{eval_name}/{k}": v for k, v in flat.items()})
     tracker.log_artifact(out, f"evaluation/{eval_name}")
     tracker.log_artifact(view_heatmap(metrics, out.with_name(layout.VIEW_PLOT_FILE)), f"evaluation/{eval_name}")
     if not previous:
         tracker.end()
-    ranks = metrics.get("rank1") or {"rank1": metrics["retrieval"]["rank1"]}
-    summary = ", ".join(f"{c} {v:.2f}" for c, v in ranks.items())
-    print(f"evaluate {metrics['method']} on {eval_name}: rank-1 {summary} -> {out}")
+    if "submission" in metrics:
+        tracker.log_artifact(out.with_name(metrics["submission"]["file"]), f"evaluation/{eval_name}")
+    print(f"evaluate {metrics['method']} on {eval_name}: {_headline(flat)} -> {out}")
     return 0
 
 
@@ -301,9 +309,10 @@ def cmd_baseline(args) -> int:
     metrics = run_baseline(
         data, out, spec["protocol"], params["protocols"][spec["protocol"]], params["baseline"]["metric"]
     )
-    ranks = metrics.get("rank1") or {k: v for k, v in metrics["retrieval"].items() if k != "probes"}
-    summary = ", ".join(f"{c} {v:.2f}" for c, v in ranks.items())
-    print(f"baseline {name}: rank-1 {summary} -> {out}")
+    from gaitflow.evaluate.run import figures
+
+    summary = _headline(figures(metrics))
+    print(f"baseline {name}: {summary} -> {out}")
     return 0
 
 

@@ -74,6 +74,21 @@ def score(
 SUBMISSION_FILE = "submission.csv"
 
 
+def figures(metrics: dict) -> dict[str, float]:
+    """Every number of a metrics file under its protocol's own name, flat (for MLflow and the CLI):
+    ``rank1/NM``, ``rank5/BG``, ``retrieval/mAP``, ``retrieval_proxy/rank1``, ``retrieval_by_probe/CL/mINP``."""
+    out = {}
+    for key, value in metrics.items():
+        if not (key.startswith("rank") or key.startswith("retrieval")) or not isinstance(value, dict):
+            continue
+        for name, v in value.items():
+            if isinstance(v, dict):
+                out.update({f"{key}/{name}/{k}": x for k, x in v.items() if isinstance(x, (int, float))})
+            elif isinstance(v, (int, float)) and name != "probes":
+                out[f"{key}/{name}"] = v
+    return out
+
+
 def identification(emb, subjects, types, views, protocol, metric, ranks, out_dir: Path | None) -> dict:
     """Probes without identity (GREW): the challenge's submission file (each probe's first
     ``submission_top`` gallery identities, ``videoId,rank1,...``), and a local proxy score that is
