@@ -22,7 +22,7 @@ from gaitflow.errors import GaitflowError
 
 SCHEMA_RESOURCE = "schemas/params.schema.yaml"
 # The release layouts `gaitflow synth` draws a synthetic twin in.
-SYNTHETIC_LAYOUTS = ("casia-b", "ou-mvlp", "gait3d")
+SYNTHETIC_LAYOUTS = ("casia-b", "ou-mvlp", "gait3d", "grew", "sustech1k", "ccpg")
 
 
 @lru_cache(maxsize=1)

@@ -41,6 +41,9 @@ TWINS = {
     "casiab-syn": _tiny("casiab-syn", "{nm: 6, bg: 2, cl: 2}", "[0, 90]"),
     "oumvlp-syn": _tiny("oumvlp-syn", "{nm: 2}", "[0, 90]"),
     "gait3d-syn": _tiny("gait3d-syn", "{nm: 2, bg: 1}", "[0, 90]"),
+    "grew-syn": _tiny("grew-syn", "{nm: 2, bg: 1, cl: 1}", "[0, 90]"),
+    "sustech1k-syn": _tiny("sustech1k-syn", "{nm: 2, bg: 1, cl: 1, ub: 1}", "[0, 90]"),
+    "ccpg-syn": _tiny("ccpg-syn", "{nm: 1, bg: 1, cl: 5}", "[0, 90]"),
 }
 
 
@@ -79,3 +82,36 @@ def test_gait3d_twin_probes_are_exactly_its_probe_set(project):
         assert "rank1" not in metrics and metrics["partition"]["source"] == "data/raw/gait3d-syn.partition.json"
         r = metrics["retrieval"]
         assert r["probes"] == len(given["PROBE_SET"]) and {"rank1", "rank5", "rank10", "mAP", "mINP"} <= set(r)
+
+
+def test_grew_twin_writes_the_submission_file_and_a_labelled_proxy(project):
+    data, baseline, trained = _run(project, "grew-syn")
+    truth = json.loads((project / "data/raw/grew-syn.partition.probe_ids.json").read_text())
+    for method, metrics in (("gei-baseline", baseline), ("gaitset-triplet", trained)):
+        lines = (project / f"results/grew-syn/{method}/submission.csv").read_text().splitlines()
+        assert lines[0] == "videoId," + ",".join(f"rank{k}" for k in range(1, 21))
+        rows = {line.split(",")[0]: line.split(",")[1:] for line in lines[1:]}
+        assert set(rows) == set(truth) and metrics["submission"]["probes"] == len(truth)
+        # every probe ranks every gallery identity once (fewer than 20 here), and the true one among them
+        assert all(str(int(truth[v])) in ids and len(set(ids)) == len(ids) for v, ids in rows.items())
+        assert "rank1" not in metrics and "retrieval" not in metrics
+        assert metrics["retrieval_proxy"]["note"].startswith("proxy, not the official protocol")
+
+
+def test_sustech1k_twin_reports_every_covariate_at_rank_1_and_5(project):
+    data, baseline, trained = _run(project, "sustech1k-syn")
+    assert sorted(set(data.types)) == ["00-nm", "01-nm", "02-bg", "03-cl", "04-ub"]
+    for metrics in (baseline, trained):
+        assert list(metrics["rank1"]) == ["NM", "BG", "CL", "UB", "Overall"]  # covariates the data has
+        assert set(metrics["rank5"]) == set(metrics["rank1"])
+        assert all(metrics["rank5"][c] >= metrics["rank1"][c] for c in metrics["rank1"])
+        assert metrics["probes"]["Overall"] == sum(metrics["probes"][c] for c in ("NM", "BG", "CL", "UB"))
+
+
+def test_ccpg_twin_scores_its_four_settings_with_their_own_galleries(project):
+    data, baseline, trained = _run(project, "ccpg-syn")
+    assert {v.split("_")[0] for v in data.views} == {"01", "02"}
+    for metrics in (baseline, trained):
+        assert list(metrics["rank1"]) == ["CL", "UP", "DN", "BG"] and metrics["views"] == ["01", "02"]
+        by_probe = metrics["retrieval_by_probe"]
+        assert set(by_probe) == {"CL", "UP", "DN", "BG"} and {"rank1", "mAP", "mINP"} <= set(by_probe["CL"])
