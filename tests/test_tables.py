@@ -186,3 +186,48 @@ def test_write_tables_replaces_the_folder_whole(tmp_path, results):
     write_tables(results[:3], RECIPES, out, "casiab-syn")
     assert not (out / "stale.md").exists() and (out / "tables.md").read_text().startswith("# Results on casiab-syn")
     assert [p.name for p in tmp_path.iterdir()] == ["tables"]  # no staging folder left behind
+
+
+def test_each_protocol_keeps_its_own_figures_in_the_tables(tmp_path):
+    """Retrieval results (Gait3D) give rank-k / mAP / mINP columns, GREW's a proxy's, labelled as such; a
+    cross-view protocol's rank-5 follows its Mean; the split is named above the tables."""
+    split = {"source": "data/raw/Gait3D.json", "train_set": 3000, "test_set": 1000, "probe_set": 1000}
+    gait3d = {"rank1": 41.5, "rank5": 60.0, "rank10": 67.2, "mAP": 31.0, "mINP": 20.1, "probes": 1000}
+    files = {
+        "gei-baseline": {"method": "gei-baseline", "retrieval": gait3d, "partition": split},
+        "gaitset-triplet": {
+            "method": "gaitset-triplet",
+            "backbone": "gaitset",
+            "recipe": "triplet",
+            "retrieval": {**gait3d, "rank1": 52.0},
+            "partition": split,
+        },
+    }
+    paths = []
+    for method, metrics in files.items():
+        (tmp_path / method).mkdir()
+        (tmp_path / method / "metrics.json").write_text(json.dumps(metrics))
+        paths.append(tmp_path / method / "metrics.json")
+    results = [load_result(p) for p in paths]
+    tables = write_tables(results, {"triplet": {"triplet": {}}}, tmp_path / "tables", "gait3d")
+    (variants,) = tables["variants"]
+    assert variants.columns == ["rank1", "rank5", "rank10", "mAP", "mINP"] and "per_view" not in tables
+    text = (tmp_path / "tables" / "tables.md").read_text()
+    assert "Split: data/raw/Gait3D.json; 3000 training and 1000 test identities, 1000 probe sequences." in text
+    proxy = {"method": "gei-baseline", "retrieval_proxy": {"note": "proxy, ...", "rank1": 80.0, "mAP": 50.0}}
+    assert list(load_result(_write(tmp_path / "p.json", proxy)).rank1) == ["proxy rank1", "proxy mAP"]
+    sustech = {
+        "method": "gei-baseline",
+        "rank1": {"NM": 90.0, "BG": 70.0},
+        "rank5": {"NM": 99.0, "BG": 90.0},
+        "per_view": {"NM": {}, "BG": {}},
+    }
+    r = load_result(_write(tmp_path / "s.json", sustech))
+    (variants,) = build_tables([r], {})["variants"]
+    assert variants.columns == ["NM", "BG", "Mean", "NM R5", "BG R5"]
+    assert [v for v, _ in variants.rows[0][1]] == [90.0, 70.0, 80.0, 99.0, 90.0]
+
+
+def _write(path, obj):
+    path.write_text(json.dumps(obj))
+    return path
