@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--out", help="output archive or folder (default: the dataset's `raw` path)")
     p.add_argument("--archive", choices=["zip", "tar", "folder"], help="output kind (default: params synth.archive)")
+    p.add_argument(
+        "--partition-out",
+        help=f"the twin's partition file (default: the dataset's `partition`, else {_at(layout.SYNTH_PARTITION)})",
+    )
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("preprocess", help="raw silhouettes -> packed dataset")
@@ -119,8 +123,9 @@ def cmd_synth(args) -> int:
             f"{args.params}: datasets.{name} has no synth section; it is a real dataset, not a synthetic one"
         )
     out = Path(args.out or spec["raw"])
+    partition = Path(args.partition_out or spec.get("partition") or layout.SYNTH_PARTITION.format(dataset=name))
     kind = args.archive or params["synth"]["archive"]
-    stats = synthesize(spec, params["seed"], out, kind, params["synth"]["workers"], progress=not args.quiet)
+    stats = synthesize(spec, params["seed"], out, kind, params["synth"]["workers"], not args.quiet, partition)
     print(
         f"synth {name}: {stats['frames']} frames in {stats['sequences']} sequences -> {out} "
         f"({stats['seconds']:.1f} s, {stats['frames_per_second']:.0f} frames/s)"

@@ -212,7 +212,7 @@ def _check_grid(params: dict, source: str) -> None:
                 raise GaitflowError(
                     f"{source}: grid.{key}: {name!r} is not in {key}; expected some of: {', '.join(sorted(known))}"
                 )
-    from gaitflow.workflow import RAW_DIR, SYNTH_RAW
+    from gaitflow.workflow import RAW_DIR, SYNTH_PARTITION, SYNTH_RAW
 
     for d in grid["datasets"]:
         if not params["datasets"][d]["raw"].startswith(f"{RAW_DIR}/"):
@@ -227,6 +227,12 @@ def _check_grid(params: dict, source: str) -> None:
             f"have a synth section, {synthetic}"
         )
     for d in synthetic:
+        partition = params["datasets"][d].get("partition")
+        if partition is not None and partition != SYNTH_PARTITION.format(dataset=d):
+            raise GaitflowError(
+                f"{source}: datasets.{d}.partition = {partition!r}: the workflow draws a synthetic dataset's "
+                f"partition file to {SYNTH_PARTITION.format(dataset=d)!r}; expected that path"
+            )
         expected = SYNTH_RAW.format(dataset=d)
         if params["datasets"][d]["raw"] != expected:
             raise GaitflowError(

@@ -68,6 +68,7 @@ METRICS_FILE = "metrics.json"
 VIEW_PLOT_FILE = "rank1_by_view.png"
 RAW_DIR = "data/raw"  # real releases are placed here; dvc.yaml depends on the folder
 SYNTH_RAW = RAW_DIR + "/{dataset}.zip"
+SYNTH_PARTITION = RAW_DIR + "/{dataset}.json"  # a twin's partition file, drawn with it (as OpenGait names them)
 PACKED = "data/processed/{dataset}"
 RUN = "models/{dataset}/" + METHOD
 RESULTS = "results/{dataset}"
@@ -131,7 +132,7 @@ def raw_path(params: dict, dataset: str) -> str:
 def outputs(params: dict) -> set[str]:
     """Every output of the whole DAG (what both front ends must produce)."""
     grid = params["grid"]
-    out = {SYNTH_RAW.format(dataset=d) for d in grid["synthetic"]}
+    out = {p.format(dataset=d) for d in grid["synthetic"] for p in (SYNTH_RAW, SYNTH_PARTITION)}
     for d in grid["datasets"]:
         out |= {PACKED.format(dataset=d), BASELINE.format(dataset=d), TABLES.format(dataset=d)}
     for run in runs(params):

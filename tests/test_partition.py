@@ -51,12 +51,14 @@ def test_restrict_counts_what_does_not_match():
 
 
 def test_a_partition_file_replaces_the_rule_and_is_reported(project, capsys):
-    sets = as_sets([*TINY, "datasets.casiab-syn.partition=split.json"])
+    sets = as_sets([*TINY, "datasets.casiab-syn.partition=data/raw/casiab-syn.json"])
     assert main(["synth", "--quiet", *sets]) == 0  # a synthetic dataset's partition file is drawn by synth ...
-    given = json.loads((project / "split.json").read_text())
-    assert given["TRAIN_SET"] == ["001", "002", "003"] and given["TEST_SET"] == ["004"]
+    given = json.loads((project / "data/raw/casiab-syn.json").read_text())
+    assert given == {"TRAIN_SET": ["001", "002"], "TEST_SET": ["003", "004"]}  # OpenGait's rule: the first 74/124
     # ... and here replaced by a hand-written one, as a user places a release's file
-    (project / "split.json").write_text(json.dumps({"TRAIN_SET": ["001", "003"], "TEST_SET": ["002", "099"]}))
+    (project / "data/raw/casiab-syn.json").write_text(
+        json.dumps({"TRAIN_SET": ["001", "003"], "TEST_SET": ["002", "099"]})
+    )
     assert main(["preprocess", "--quiet", *sets]) == 0
     out = capsys.readouterr().out
     assert "1 identities the partition file lists are absent from the data: 099" in out
@@ -64,16 +66,16 @@ def test_a_partition_file_replaces_the_rule_and_is_reported(project, capsys):
     packed = project / "data/processed/casiab-syn"
     assert json.loads((packed / "partition.json").read_text()) == {"TRAIN_SET": ["001", "003"], "TEST_SET": ["002"]}
     report = json.loads((packed / "report.json").read_text())["partition"]
-    assert report["source"] == "split.json" and report["listed_absent"] == 1 and report["unassigned"] == 1
+    assert report["source"] == "data/raw/casiab-syn.json" and report["listed_absent"] == 1 and report["unassigned"] == 1
 
 
 def test_a_bad_partition_file_stops_preprocess_before_any_work(project, capsys):
-    sets = as_sets([*TINY, "datasets.casiab-syn.partition=split.json"])
+    sets = as_sets([*TINY, "datasets.casiab-syn.partition=data/raw/casiab-syn.json"])
     assert main(["synth", "--quiet", *sets]) == 0
-    (project / "split.json").write_text('{"TRAIN_SET": []')
+    (project / "data/raw/casiab-syn.json").write_text('{"TRAIN_SET": []')
     assert main(["preprocess", "--quiet", *sets]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("gaitflow preprocess: error: split.json: not valid JSON") and "\n" not in err
+    assert err.startswith("gaitflow preprocess: error: data/raw/casiab-syn.json: not valid JSON") and "\n" not in err
     assert not (project / "data/processed").exists()
 
 

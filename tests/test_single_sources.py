@@ -130,3 +130,12 @@ def test_the_readme_lists_the_registered_loss_components():
     table = text[text.index("| role | what it returns |") :].split("\n\n")[0].splitlines()[2:]
     listed = {name.strip("` ") for row in table for name in row.split("|")[3].split("(")[0].split(",")}
     assert listed == set(registry.names())
+
+
+def test_the_schema_names_the_conditions_each_twin_draws():
+    from gaitflow.data import synth
+
+    defs = schema()["$defs"]
+    assert set(defs["conditions_walk"]["properties"]) == set(synth.CONDITION_CODES)
+    assert tuple(defs["conditions_sustech1k"]["properties"]) == synth.SUSTECH1K_COVARIATES
+    assert set(defs["conditions_ccpg"]["properties"]) == set(synth.CONDITION_CODES) | set(synth.CCPG_STATUSES)

@@ -42,7 +42,7 @@ def _spec(tmp_path, layout, conditions, ids):
 
 
 def _draw(spec, out, workers=1):
-    stats = synth.synthesize(spec, 0, out, "zip", workers=workers, progress=False)
+    stats = synth.synthesize(spec, 0, out, "zip", workers=workers, progress=False, partition_out=spec["partition"])
     with zipfile.ZipFile(out) as zf:
         return zf.namelist(), stats
 

@@ -74,19 +74,19 @@ def test_gait3d_twin_probes_are_exactly_its_probe_set(project):
     names = zipfile.ZipFile(project / "data/raw/gait3d-syn.zip").namelist()
     assert "2D_Silhouettes/0001/camid0_videoid1/seq0/human_crop_f00001.png" in names
     assert "2D_Silhouettes/0001/camid1_videoid101/seq0/human_crop_f00008.png" in names  # bg: its own videos
-    given = json.loads((project / "data/raw/gait3d-syn.partition.json").read_text())
+    given = json.loads((project / "data/raw/gait3d-syn.json").read_text())
     assert given["TEST_SET"] == ["0005", "0006"]  # 4 of 6 train (as Gait3D: 3,000 of 4,000)
     assert len(given["PROBE_SET"]) == len(given["TEST_SET"]) and given["PROBE_SET"][0].count("-") == 2
     assert data.partition["PROBE_SET"] == sorted(given["PROBE_SET"])
     for metrics in (baseline, trained):
-        assert "rank1" not in metrics and metrics["partition"]["source"] == "data/raw/gait3d-syn.partition.json"
+        assert "rank1" not in metrics and metrics["partition"]["source"] == "data/raw/gait3d-syn.json"
         r = metrics["retrieval"]
         assert r["probes"] == len(given["PROBE_SET"]) and {"rank1", "rank5", "rank10", "mAP", "mINP"} <= set(r)
 
 
 def test_grew_twin_writes_the_submission_file_and_a_labelled_proxy(project):
     data, baseline, trained = _run(project, "grew-syn")
-    truth = json.loads((project / "data/raw/grew-syn.partition.probe_ids.json").read_text())
+    truth = json.loads((project / "data/raw/grew-syn.probe_ids.json").read_text())
     for method, metrics in (("gei-baseline", baseline), ("gaitset-triplet", trained)):
         lines = (project / f"results/grew-syn/{method}/submission.csv").read_text().splitlines()
         assert lines[0] == "videoId," + ",".join(f"rank{k}" for k in range(1, 21))

@@ -46,14 +46,10 @@ from gaitflow.data.layouts import (
     parse_pkl,
     parse_sustech1k_pkl,
 )
+from gaitflow.data.partition import DEFAULT_TRAIN_FRACTION
 from gaitflow.data.pretreat import decode, fit_aligned, pretreat
 from gaitflow.errors import GaitflowError
 from gaitflow.parallel import opencv_serial, worker_pool
-
-# 74 of CASIA-B's 124 subjects train and 50 test: its standard split, and the
-# fraction params.yaml gives the CASIA-B protocol. The one default for every
-# caller that is given no fraction.
-DEFAULT_TRAIN_FRACTION = 0.5968
 
 BAD_PATH = "path does not fit the layout"
 BAD_PNG = "unreadable or corrupt PNG"

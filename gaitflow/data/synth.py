@@ -99,7 +99,7 @@ from gaitflow.data.layouts import (
     sustech1k_file_name,
 )
 from gaitflow.data.packed import write_json
-from gaitflow.data.partition import sequence_name
+from gaitflow.data.partition import DEFAULT_TRAIN_FRACTION, by_rule, sequence_name
 from gaitflow.data.pretreat import pretreat
 from gaitflow.errors import GaitflowError
 from gaitflow.parallel import worker_pool
@@ -761,7 +761,19 @@ def _first_share_partition(share: float):
     return partition
 
 
+def _rule_partition(rule: str):
+    """CASIA-B and OU-MVLP ship no partition file; the field's (OpenGait's CASIA-B.json, OUMVLP.json)
+    follow the protocols' rules: the first 74 of 124 ids, or odd ids, train."""
+
+    def partition(jobs: list[SeqJob]) -> dict[str, list[str]]:
+        return by_rule([j.key.subject for j in jobs], rule, DEFAULT_TRAIN_FRACTION)
+
+    return partition
+
+
 RELEASE_PARTITIONS = {
+    "casia-b": _rule_partition("first"),
+    "ou-mvlp": _rule_partition("odd-even"),
     "grew": _grew_partition,
     SUSTECH1K: _first_share_partition(SUSTECH1K_TRAIN_SHARE),
     "ccpg": _first_share_partition(CCPG_TRAIN_SHARE),
@@ -1069,8 +1081,17 @@ def _frame_count(files: list[tuple[str, bytes]]) -> int:
     return len(pickle.loads(raw[0])) if raw else len(files)
 
 
-def synthesize(spec: dict, seed: int, out: Path, archive: str = "zip", workers: int = 0, progress: bool = True) -> dict:
-    """Write a synthetic dataset to `out` (an archive, or a folder); returns counts and timing."""
+def synthesize(
+    spec: dict,
+    seed: int,
+    out: Path,
+    archive: str = "zip",
+    workers: int = 0,
+    progress: bool = True,
+    partition_out: Path | None = None,
+) -> dict:
+    """Write a synthetic dataset to `out` (an archive, or a folder), and the partition file its release
+    (or the field, for CASIA-B and OU-MVLP) ships to `partition_out`; returns counts and timing."""
     from tqdm import tqdm
 
     jobs = jobs_for(spec, seed)
@@ -1101,8 +1122,8 @@ def synthesize(spec: dict, seed: int, out: Path, archive: str = "zip", workers: 
         writer.abort()
         raise
     seconds = time.perf_counter() - start
-    if spec.get("partition"):  # the release's partition file, as the twin's
-        path = Path(spec["partition"])
+    if partition_out is not None:  # the release's partition file, as the twin's
+        path = Path(partition_out)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json(path, twin_partition(jobs, spec["layout"]))
         if spec["layout"] == "grew":  # the twin's answer key: GREW's probes carry no identity

@@ -94,7 +94,7 @@ def raw_input(wc):
     """A synthetic dataset is drawn by synth; a real one is a source file (its size is in the identity),
     with the release's partition file when it names one (its content is in the identity)."""
     partition = gw.partition_path(config, wc.dataset)
-    extra = [ancient(partition)] if partition else []
-    if wc.dataset in GRID["synthetic"]:
-        return [produced(gw.SYNTH_RAW, "synth")(wc), *extra]
-    return [ancient(gw.raw_path(config, wc.dataset)), *extra]
+    if wc.dataset in GRID["synthetic"]:  # the twin's partition file is drawn with it
+        made = [produced(gw.SYNTH_RAW, "synth")(wc)]
+        return made + ([produced(gw.SYNTH_PARTITION, "synth")(wc)] if partition else [])
+    return [ancient(gw.raw_path(config, wc.dataset))] + ([ancient(partition)] if partition else [])

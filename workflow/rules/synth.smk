@@ -1,7 +1,8 @@
 rule synth:
     """Draw a synthetic silhouette dataset (one zip archive, in the real layout)."""
     output:
-        gw.SYNTH_RAW,
+        archive=gw.SYNTH_RAW,
+        partition=gw.SYNTH_PARTITION,
     log:
         "logs/synth/{dataset}.log",
     benchmark:
@@ -14,5 +15,6 @@ rule synth:
         settings=settings("synth"),
         identity=identity("synth"),
     shell:
-        "gaitflow synth --params {params.file} --dataset {wildcards.dataset} --out {output} --archive zip "
+        "gaitflow synth --params {params.file} --dataset {wildcards.dataset} --out {output.archive} "
+        "--partition-out {output.partition} --archive zip "
         "--set synth.workers={threads} --quiet > {log} 2>&1"
