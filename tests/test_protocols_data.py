@@ -55,6 +55,8 @@ def test_leave_one_out_retrieval_never_matches_a_sequence_with_itself():
     loo = retrieval(emb, subjects, rows, rows, ranks=(1,), exclude_self=True)
     assert loo["probes"] == 4 and loo["rank1"] == 100.0  # "c" has no other sequence: no rank
     assert ranked_ids(emb, subjects, np.array([0]), np.array([2, 3, 4, 1]), top=2) == [["a", "b"]]
+    # fewer identities than places: each once, then the next sequences' identities fill the rest
+    assert ranked_ids(emb, subjects, np.array([0]), np.array([2, 3, 1]), top=3) == [["a", "b", "a"]]
 
 
 def test_unlabelled_probes_give_the_submission_file_and_a_proxy(tmp_path):

@@ -81,12 +81,15 @@ def ranked_ids(
     metric: str = "euclidean",
     chunk: int = 1024,
 ) -> list[list[str]]:
-    """Each probe's gallery identities by rising distance, each identity once, the first ``top``
-    (what an identification challenge such as GREW's asks to submit)."""
+    """Each probe's first ``top`` gallery identities by rising distance (what an identification challenge
+    such as GREW's asks to submit): each identity once while there are others to name, then, to fill
+    the ``top`` places when the gallery holds fewer identities, the next sequences' identities."""
     out = []
     gallery_ids = np.asarray(subjects)[gallery]
     for _, d in prepared_chunks(embeddings, embeddings, metric, chunk, probe_rows=probe, gallery_rows=gallery):
         for row in np.argsort(d, axis=1, kind="stable"):
-            ids = list(dict.fromkeys(gallery_ids[row].tolist()))
-            out.append([str(i) for i in ids[:top]])
+            ranked = gallery_ids[row].tolist()
+            ids = list(dict.fromkeys(ranked))[:top]
+            ids += ranked[: top - len(ids)] if len(ids) < top else []
+            out.append([str(i) for i in ids])
     return out

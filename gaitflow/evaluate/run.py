@@ -100,7 +100,8 @@ def identification(emb, subjects, types, views, protocol, metric, ranks, out_dir
     result = {"metric": metric, "submission": {"file": SUBMISSION_FILE, "probes": int(len(probe)), "top": top}}
     if out_dir is not None:
         ranked = ranked_ids(emb, subjects, probe, gallery, top, metric)
-        header = ",".join(["videoId", *(f"rank{k}" for k in range(1, top + 1))])
+        width = min(top, len(gallery))  # top places, fewer only when the gallery holds fewer sequences
+        header = ",".join(["videoId", *(f"rank{k}" for k in range(1, width + 1))])
         lines = [header] + [",".join([views[p], *(_id(i) for i in ids)]) for p, ids in zip(probe, ranked)]
         out_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out_dir / SUBMISSION_FILE, "\n".join(lines) + "\n")
