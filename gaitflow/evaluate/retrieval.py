@@ -90,6 +90,6 @@ def ranked_ids(
         for row in np.argsort(d, axis=1, kind="stable"):
             ranked = gallery_ids[row].tolist()
             ids = list(dict.fromkeys(ranked))[:top]
-            ids += ranked[: top - len(ids)] if len(ids) < top else []
+            ids += ranked[: min(top, len(ranked)) - len(ids)]  # as many places as sequences, at most top
             out.append([str(i) for i in ids])
     return out
