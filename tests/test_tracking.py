@@ -35,6 +35,8 @@ def test_train_and_evaluate_land_in_one_run(project, store):
     assert run.info.run_name == "gaitset-triplet+gsam" and run.info.status == "FINISHED"
     assert client.get_experiment(run.info.experiment_id).name == "gaitflow-casiab-syn"
     assert run.data.params["train.iterations"] == "6" and run.data.params["recipe_params.gsam.tau"] == "0.1"
+    # the split the run trained on is part of its record
+    assert run.data.params["partition.source"] == "rule first 0.5968" and run.data.params["partition.train_set"] == "4"
     tags = run.data.tags
     assert {"git_commit", "git_dirty", "data_version", "backbone", "recipe", "device", "checkpoint_sha256"} <= set(tags)
     history = client.get_metric_history(run_id, "total")
