@@ -916,20 +916,7 @@ def render_sustech1k(job: SeqJob) -> list[tuple[str, bytes]]:
 def _jobs_casia_like(spec: dict, seed: int) -> list[SeqJob]:
     syn = spec["synth"]
     return [
-        SeqJob(
-            seed,
-            spec["layout"],
-            s,
-            syn["ids"],
-            cond,
-            k,
-            view,
-            syn["frames"],
-            syn["width"],
-            syn["height"],
-            syn["noise"],
-            syn["views"].index(view),
-        )
+        _release_job(spec, seed, s, cond, k, view, None)
         for s in range(1, syn["ids"] + 1)
         for cond, count in syn["conditions"].items()
         for k in range(1, count + 1)
@@ -938,6 +925,7 @@ def _jobs_casia_like(spec: dict, seed: int) -> list[SeqJob]:
 
 
 def _release_job(spec: dict, seed: int, subject: int, condition: str, number: int, view: int, key) -> SeqJob:
+    """One sequence to draw; ``key`` names it in a release that the layout cannot derive it for."""
     syn = spec["synth"]
     return SeqJob(
         seed,
@@ -952,7 +940,7 @@ def _release_job(spec: dict, seed: int, subject: int, condition: str, number: in
         syn["height"],
         syn["noise"],
         syn["views"].index(view),
-        SequenceKey(*key),
+        None if key is None else SequenceKey(*key),
     )
 
 
