@@ -7,6 +7,7 @@
     init-tracking  create the MLflow store once before parallel runs
     baseline    GEI + nearest neighbour under the dataset's protocol
     tables      the papers' tables and plots from a dataset's results files
+    identify    rank a gallery's identities for probe sequences with a trained run
     record      write dvc.lock for every stage that is built (after a Snakemake run)
 
 Every subcommand reads params.yaml (``--params``) with ``--set key=value``
@@ -99,6 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", help=f"results folder (default: {_at(layout.RESULTS)})")
     p.add_argument("--out", help=f"output folder, replaced whole (default: {_at(layout.TABLES)})")
     p.set_defaults(func=cmd_tables)
+
+    p = sub.add_parser("identify", help="rank a gallery's identities for probe sequences with a trained run")
+    p.add_argument("--run", required=True, help="a trained run folder (models/<dataset>/<backbone>-<recipe>)")
+    p.add_argument("--gallery", required=True, help="folder or archive of sequences (any layout, or <id>/<seq>/*.png)")
+    p.add_argument(
+        "--probe",
+        required=True,
+        action="append",
+        help="a sequence folder of PNG frames, or a folder of them (repeatable)",
+    )
+    p.add_argument("--top", type=int, default=5, help="identities per probe (default: 5)")
+    p.add_argument("--out", help="also write the ranks as CSV (probe, rank, identity, distance)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    p.set_defaults(func=cmd_identify)
 
     p = sub.add_parser("record", help="record built outputs in dvc.lock, so `dvc status` agrees with Snakemake")
     _common(p)
@@ -342,6 +357,33 @@ def cmd_tables(args) -> int:
     tables = write_tables(results, params["recipes"], out, name)
     rows = sum(len(t.rows) for group in tables.values() for t in group)
     print(f"tables {name}: {len(results)} methods, {rows} table rows -> {out}")
+    return 0
+
+
+def cmd_identify(args) -> int:
+    from gaitflow.data.packed import write_text_atomic
+    from gaitflow.identify import identify, ranks_csv
+    from gaitflow.runs import resolve_device
+
+    if args.top < 1:
+        raise GaitflowError(f"--top {args.top}: expected a positive number of identities")
+    found = identify(
+        Path(args.run), Path(args.gallery), [Path(p) for p in args.probe], args.top, resolve_device(args.device)
+    )
+    for name in found["unusable"]:
+        print(
+            f"gaitflow identify: warning: probe {name}: no usable frame (none, or all dropped by the "
+            "pretreatment); not ranked",
+            file=sys.stderr,
+        )
+    if not found["ranks"]:
+        raise GaitflowError("no probe has a usable frame; nothing to rank")
+    g = found["gallery"]
+    print(f"gallery: {g['sequences']} sequences of {g['identities']} identities ({found['layout']} layout)")
+    for probe, ranked in found["ranks"].items():
+        print(f"{probe}: " + ", ".join(f"{k}. {i} ({d:.4g})" for k, (i, d) in enumerate(ranked, start=1)))
+    if args.out:
+        write_text_atomic(Path(args.out), ranks_csv(found["ranks"]))
     return 0
 
 

@@ -90,6 +90,18 @@ def load_run(run_dir: Path, device: torch.device | str = "cpu") -> tuple[GaitMod
 
 
 @torch.no_grad()
+def embed_batch(model, lengths: np.ndarray, frames: np.ndarray, device) -> torch.Tensor:
+    """Embeddings [len(lengths), P, C] of sequences given back to back (frames [sum(lengths), H, W]
+    uint8), padded into one batch with their true lengths."""
+    batch = torch.zeros(len(lengths), int(lengths.max()), *frames.shape[1:])
+    start = 0
+    for i, n in enumerate(lengths):
+        batch[i, :n] = torch.from_numpy(frames[start : start + n]).float().div_(255)
+        start += n
+    return model(batch.to(device), torch.from_numpy(lengths).to(device)).embeddings.float().cpu()
+
+
+@torch.no_grad()
 def embed(
     model, dataset: PackedDataset, indices: np.ndarray, device, max_frames: int = 4096, progress: bool = False
 ) -> torch.Tensor:
@@ -99,15 +111,23 @@ def embed(
     was_training = model.training
     model.eval()
     out = []
-    for seqs, lengths, frames in tqdm(
+    for _, lengths, frames in tqdm(
         dataset.batches(indices, max_frames), disable=not progress, desc="embed", unit="batch"
     ):
-        batch = torch.zeros(len(seqs), int(lengths.max()), *frames.shape[1:])
-        start = 0
-        for i, n in enumerate(lengths):
-            batch[i, :n] = torch.from_numpy(frames[start : start + n]).float().div_(255)
-            start += n
-        emb = model(batch.to(device), torch.from_numpy(lengths).to(device)).embeddings
-        out.append(emb.float().cpu())
+        out.append(embed_batch(model, lengths, frames, device))
     model.train(was_training)
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def embed_arrays(model, sequences: list[np.ndarray], device, max_frames: int = 4096) -> torch.Tensor:
+    """Embeddings [len(sequences), P, C] of sequences held as arrays [n, H, W] uint8 (not a packed set)."""
+    model.eval()
+    out, batch = [], []
+    for seq in [*sequences, None]:
+        if batch and (seq is None or sum(map(len, batch)) + len(seq) > max_frames):
+            out.append(embed_batch(model, np.array([len(b) for b in batch]), np.concatenate(batch), device))
+            batch = []
+        if seq is not None:
+            batch.append(seq)
     return torch.cat(out)
