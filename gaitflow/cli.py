@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tables)
 
     p = sub.add_parser("identify", help="rank a gallery's identities for probe sequences with a trained run")
-    p.add_argument("--run", required=True, help="a trained run folder (models/<dataset>/<backbone>-<recipe>)")
+    p.add_argument("--run", required=True, help=f"a trained run folder ({_at(layout.RUN)})")
     p.add_argument("--gallery", required=True, help="folder or archive of sequences (any layout, or <id>/<seq>/*.png)")
     p.add_argument(
         "--probe",
