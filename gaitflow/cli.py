@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help=f"run folder (default: {_at(layout.RUN)})")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="force a device (default: params train.device)")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and train from scratch")
+    p.add_argument("--register", metavar="NAME", help="register the trained model in the MLflow model registry")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a trained run under its dataset's protocol")
@@ -261,6 +262,8 @@ def cmd_train(args) -> int:
         tracker.log_artifact(loss_curve(out / LOG, out / "loss_curve.png"))
     for f in (CONFIG, LOG):
         tracker.log_artifact(out / f)
+    if params["tracking"]["log_models"]:  # the model as an MLflow logged model, linked to this run
+        tracker.log_model(out, register=args.register or params["tracking"]["register"])  # its id goes to mlflow.json
     tracker.end()
     last = summary["last"]
     loss = f", final loss {last['total']:.4f}" if "total" in last else ""
@@ -299,7 +302,8 @@ def cmd_evaluate(args) -> int:
             {"backbone": args.backbone, "recipe": args.recipe, "evaluated_only": "true"},
         )
     flat = figures(metrics)
-    tracker.log_metrics({f"{eval_name}/{k}": v for k, v in flat.items()})
+    model_id = (previous or {}).get("model_id")  # the run's logged model: its evaluation shows on it too
+    tracker.log_metrics({f"{eval_name}/{k}": v for k, v in flat.items()}, model_id=model_id)
     tracker.log_artifact(out, f"evaluation/{eval_name}")
     tracker.log_artifact(view_heatmap(metrics, out.with_name(layout.VIEW_PLOT_FILE)), f"evaluation/{eval_name}")
     if not previous:

@@ -6,6 +6,14 @@ project, so ``mlflow ui`` shows it with no set-up). One experiment per dataset,
 one run per ``<backbone>-<recipe>``; evaluate attaches its metrics to the
 training run (its id is kept in the run folder, ``mlflow.json``).
 
+A trained run's model can be logged as an MLflow logged model of its run
+(:meth:`Tracker.log_model`): the ``mlflow ui`` lists it under the run, with a
+signature (silhouettes ``[N, S, H, W]`` in, embeddings ``[N, P, C]`` out), an
+input example, the library code it was built from, and optionally a version in
+the model registry. Its id joins the run's in ``mlflow.json``, so evaluation
+metrics can be logged against the model as well as the run
+(``log_metrics(..., model_id=...)``).
+
 The files on disk stay the source of truth: when the store cannot be reached,
 the run goes on, writes its files, and says so in one warning. A fresh SQLite
 store must be initialised once before several processes write to it
@@ -15,14 +23,19 @@ MLflow is imported only here and only when used, so planning a DAG stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 RUN_FILE = "mlflow.json"
+EXAMPLE_FRAMES = 8  # frames of the logged model's input example
+# The characters a logged model's name cannot hold (MLflow's rule), and what stands in for them.
+_BAD_NAME_CHARS = "/:.%\"'"
 
 
 def tracking_uri(params: dict) -> str:
@@ -102,7 +115,16 @@ class Tracker:
         self.uri, self.enabled = uri, enabled
         self.client = None
         self.run_id: str | None = None
+        self.model_id: str | None = None
         self.failed = False
+
+    def _unavailable(self, exc: Exception) -> None:
+        self.failed = True
+        print(
+            f"gaitflow: warning: MLflow tracking at {self.uri} is unavailable ({_reason(exc)}); "
+            "the run goes on and writes its files",
+            file=sys.stderr,
+        )
 
     def _guard(self, action, *args, **kwargs):
         if not self.enabled or self.failed:
@@ -110,13 +132,7 @@ class Tracker:
         try:
             return action(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - any tracking failure must not stop the run
-            self.failed = True
-            reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-            print(
-                f"gaitflow: warning: MLflow tracking at {self.uri} is unavailable ({reason}); "
-                "the run goes on and writes its files",
-                file=sys.stderr,
-            )
+            self._unavailable(exc)
             return None
 
     def _client(self):
@@ -146,19 +162,31 @@ class Tracker:
     def attach(self, run_id: str) -> None:
         self.run_id = run_id
 
-    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+    def log_metrics(self, metrics: dict, step: int | None = None, model_id: str | None = None) -> None:
+        """Numeric metrics of the run; with ``model_id`` (a logged model's id, see :meth:`log_model`) they
+        are the model's metrics as well: the ``mlflow ui`` shows them on the model, and the run lists the
+        model among its inputs when it is not one of its outputs (a model evaluated by another run)."""
+
         def go():
             import time
 
-            from mlflow.entities import Metric
+            from mlflow.entities import LoggedModelInput, Metric
 
+            client = self._client()
+            if model_id:
+                run = client.get_run(self.run_id)
+                linked = {m.model_id for m in (run.inputs.model_inputs if run.inputs else [])}
+                linked |= {m.model_id for m in (run.outputs.model_outputs if run.outputs else [])}
+                if model_id not in linked:
+                    client.log_inputs(self.run_id, models=[LoggedModelInput(model_id)])
             now = int(time.time() * 1000)
             batch = [
-                Metric(k, float(v), now, step or 0)
+                Metric(k, float(v), now, step or 0, model_id=model_id)
                 for k, v in metrics.items()
                 if isinstance(v, (int, float)) and k != "iteration"
             ]
-            self._client().log_batch(self.run_id, metrics=batch)
+            for i in range(0, len(batch), 1000):  # MLflow's limit per batch
+                client.log_batch(self.run_id, metrics=batch[i : i + 1000])
 
         if self.run_id:
             self._guard(go)
@@ -179,6 +207,181 @@ class Tracker:
         """Remember the run id in the run folder, for evaluate to attach to."""
         if self.run_id and not self.failed:
             (Path(run_dir) / RUN_FILE).write_text(json.dumps({"tracking_uri": self.uri, "run_id": self.run_id}) + "\n")
+
+    def log_model(self, run_dir: Path, register: str | None = None) -> str | None:
+        """Log the trained model of ``run_dir`` as an MLflow logged model of this run; returns its id.
+
+        The model is the run's backbone with its checkpoint's weights, on the CPU, wrapped so that its
+        forward returns the embeddings ``[N, P, C]`` of silhouettes ``[N, S, H, W]`` (float32 in [0, 1],
+        any N and S, the run's frame shape). It is logged with that signature, an input example of
+        ``EXAMPLE_FRAMES`` frames, the gaitflow package it was built with (so ``mlflow.pytorch.load_model``
+        needs no gaitflow install of its own) and tags naming the run and its checkpoint; the run's
+        metrics at the checkpoint's iteration are attached to it. With ``register``, it also becomes
+        the next version of that registered model. The id is kept in the run folder (``mlflow.json``),
+        for evaluation to log its metrics against the model.
+
+        A model that cannot be logged is one warning and None; when the store itself is unreachable,
+        later calls are no-ops, as after any tracking failure.
+        """
+        if not self.enabled or self.failed or not self.run_id:
+            return None
+        run_dir = Path(run_dir)
+        try:
+            info = self._log_model(run_dir, register)
+        except Exception as exc:  # noqa: BLE001 - a model that is not logged must not stop the run
+            if not self._reachable():
+                self._unavailable(exc)
+                return None
+            print(
+                f"gaitflow: warning: the model of {run_dir} was not logged to MLflow at {self.uri} "
+                f"({_reason(exc)}); the run goes on",
+                file=sys.stderr,
+            )
+            return None
+        self.model_id = info.model_id
+        saved = saved_run(run_dir)
+        if saved and saved.get("run_id") == self.run_id:
+            record = {**saved, "model_id": info.model_id}
+            if register:
+                record["registered_model"] = {"name": register, "version": int(info.registered_model_version)}
+            (run_dir / RUN_FILE).write_text(json.dumps(record) + "\n")
+        return info.model_id
+
+    def _log_model(self, run_dir: Path, register: str | None):
+        import mlflow.pytorch
+        import numpy as np
+        import torch
+        from mlflow.models import ModelSignature
+        from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+        from mlflow.types import Schema, TensorSpec
+
+        import gaitflow
+        from gaitflow.runs import CHECKPOINT, load_run
+
+        client = self._client()
+        model, config = load_run(run_dir, "cpu")
+        net = embedding_model_class()(model).eval()
+        example = example_silhouettes(config["frame_shape"])
+        with torch.no_grad():
+            out = net(torch.from_numpy(example))
+        f32 = np.dtype(np.float32)
+        signature = ModelSignature(
+            inputs=Schema([TensorSpec(f32, (-1, -1, *example.shape[2:]))]),
+            outputs=Schema([TensorSpec(f32, (-1, *out.shape[1:]))]),
+        )
+        name = "".join("-" if c in _BAD_NAME_CHARS else c for c in f"{config['backbone']}-{config['recipe']}")
+        tags = {
+            "dataset": config["dataset"],
+            "backbone": config["backbone"],
+            "recipe": config["recipe"],
+            "iteration": config["iteration"],
+            "width": config["train"]["width"],
+            "frame_shape": "x".join(map(str, config["frame_shape"])),
+            "checkpoint_sha256": file_digest(run_dir / CHECKPOINT),
+        }
+        tags = {k: str(v) for k, v in tags.items()}
+        # Created here, in the run's experiment: log_model without an active run would put it in
+        # the default experiment; it carries the run's parameters, as log_model's own would.
+        run = client.get_run(self.run_id)
+        logged = client.create_logged_model(
+            run.info.experiment_id, name=name, source_run_id=self.run_id, tags=tags, params=run.data.params
+        )
+        # MLflow's logging (and its SQL registry, to find the model) reads the global tracking URI.
+        with _use_tracking_uri(self.uri), _pickle_notice_off():
+            return mlflow.pytorch.log_model(
+                net,
+                name=name,
+                model_id=logged.model_id,
+                run_id=self.run_id,
+                step=config["iteration"],
+                signature=signature,
+                input_example=example,
+                # Pickled, with the package: torch.export (MLflow's "pt2" default) fixes the frame count
+                # of some backbones (gaitpart) and cannot export others (gaitgl, mt3d: shapes that
+                # depend on the sequence lengths).
+                serialization_format="pickle",
+                code_paths=[str(Path(gaitflow.__file__).parent)],
+                # Given, not inferred: inference loads the model again in a subprocess (seconds).
+                pip_requirements=_requirements(),
+                tags=tags,  # the registered version's
+                registered_model_name=register,
+            )
+
+    def _reachable(self) -> bool:
+        try:
+            self._client().get_run(self.run_id)
+            return True
+        except Exception:  # noqa: BLE001 - whatever the store raises, it is not reachable
+            return False
+
+
+def _requirements() -> list[str]:
+    """What loading a logged model needs besides MLflow (which MLflow pins itself): torch, as PyPI
+    names it (no local label such as +cpu), and cloudpickle, MLflow's pickler."""
+    from importlib.metadata import version
+
+    return [f"torch=={version('torch').split('+')[0]}", f"cloudpickle=={version('cloudpickle')}"]
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+def example_silhouettes(frame_shape, frames: int = EXAMPLE_FRAMES):
+    """A small silhouette batch ``[1, frames, H, W]`` (float32, 0 or 1): an upright ellipse that sways
+    a little from frame to frame; the logged model's input example."""
+    import numpy as np
+
+    h, w = (int(v) for v in frame_shape)
+    y, x = np.mgrid[:h, :w].astype(np.float32)
+    clip = np.zeros((1, frames, h, w), np.float32)
+    for t in range(frames):
+        cx = w / 2 + (w / 16) * np.sin(2 * np.pi * t / frames)
+        clip[0, t] = ((y - h / 2) / (0.42 * h)) ** 2 + ((x - cx) / (0.2 * w)) ** 2 <= 1
+    return clip
+
+
+def embedding_model_class():
+    """``EmbeddingModel``: a gait model whose forward returns its embeddings ``[N, P, C]`` only, the
+    one tensor MLflow's PyTorch flavour serves. Built on first use (it needs torch, which importing
+    this module does not); pickled models find it as ``gaitflow.tracking.EmbeddingModel``."""
+    cls = globals().get("EmbeddingModel")
+    if cls is None:
+        import torch
+
+        class EmbeddingModel(torch.nn.Module):
+            def __init__(self, model: torch.nn.Module):
+                super().__init__()
+                self.model = model
+
+            def forward(self, sils: torch.Tensor) -> torch.Tensor:
+                return self.model(sils).embeddings
+
+        EmbeddingModel.__qualname__ = "EmbeddingModel"
+        globals()["EmbeddingModel"] = cls = EmbeddingModel
+    return cls
+
+
+def __getattr__(name: str):
+    if name == "EmbeddingModel":
+        return embedding_model_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _PickleNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Saving pytorch model by Pickle")
+
+
+@contextlib.contextmanager
+def _pickle_notice_off():
+    """Drop MLflow's notice that a pickled model runs code when loaded: the pickle is the choice here."""
+    logger, notice = logging.getLogger("mlflow.pytorch"), _PickleNotice()
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
 
 
 def saved_run(run_dir: Path) -> dict | None:

@@ -35,6 +35,11 @@ def test_train_and_evaluate_land_in_one_run(project, store):
     assert run.info.run_name == "gaitset-triplet+gsam" and run.info.status == "FINISHED"
     assert client.get_experiment(run.info.experiment_id).name == "gaitflow-casiab-syn"
     assert run.data.params["train.iterations"] == "6" and run.data.params["recipe_params.gsam.tau"] == "0.1"
+    # the trained model is a logged model of the run, and its evaluation shows on it
+    model_id = json.loads((run_dir / "mlflow.json").read_text())["model_id"]
+    model = client.get_logged_model(model_id)
+    assert model.source_run_id == run_id and model.name == "gaitset-triplet+gsam"
+    assert {"casiab-syn/rank1/NM", "casiab-syn/retrieval/mAP"} <= {m.key for m in model.metrics}
     # the split the run trained on is part of its record
     assert run.data.params["partition.source"] == "rule first 0.5968" and run.data.params["partition.train_set"] == "4"
     tags = run.data.tags
