@@ -8,6 +8,7 @@
     baseline    GEI + nearest neighbour under the dataset's protocol
     tables      the papers' tables and plots from a dataset's results files
     identify    rank a gallery's identities for probe sequences with a trained run
+    export      a trained run's model as ONNX or TorchScript (silhouettes -> embeddings)
     record      write dvc.lock for every stage that is built (after a Snakemake run)
 
 Every subcommand reads params.yaml (``--params``) with ``--set key=value``
@@ -115,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="also write the ranks as CSV (probe, rank, identity, distance)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     p.set_defaults(func=cmd_identify)
+
+    p = sub.add_parser("export", help="a trained run's model as ONNX or TorchScript, checked against eager")
+    p.add_argument("--run", required=True, help=f"a trained run folder ({_at(layout.RUN)})")
+    p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    p.add_argument("--out", required=True, help="the file to write (written whole or not at all)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("record", help="record built outputs in dvc.lock, so `dvc status` agrees with Snakemake")
     _common(p)
@@ -388,6 +395,17 @@ def cmd_identify(args) -> int:
         print(f"{probe}: " + ", ".join(f"{k}. {i} ({d:.4g})" for k, (i, d) in enumerate(ranked, start=1)))
     if args.out:
         write_text_atomic(Path(args.out), ranks_csv(found["ranks"]))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from gaitflow.export import export_run
+
+    done = export_run(Path(args.run), args.format, Path(args.out))
+    print(
+        f"export {done['backbone']} -> {done['path']} ({args.format}, {done['bytes'] / 1e6:.1f} MB): embeddings "
+        f"equal the eager model's within {done['max_error']:.1e} (relative) over {len(done['errors'])} shapes"
+    )
     return 0
 
 
