@@ -190,9 +190,10 @@ def _extras(results: list[Result]) -> list[str]:
     return list(dict.fromkeys(k for r in results for k in r.extra))
 
 
-def _columns(results: list[Result]) -> tuple[list[str], list[str]]:
-    conds = _conditions(results)
-    return conds, conds + (["Mean"] if _with_mean(results, conds) else []) + _extras(results)
+def _columns(results: list[Result]) -> tuple[list[str], list[str], list[str]]:
+    """(conditions, further figures, the table's columns: the conditions, their Mean, the further figures)."""
+    conds, extras = _conditions(results), _extras(results)
+    return conds, extras, conds + (["Mean"] if _with_mean(results, conds) else []) + extras
 
 
 def _summary(r: Result, conds: list[str], extras: list[str] | None = None) -> list[float | None]:
@@ -220,8 +221,7 @@ def per_view_table(results: list[Result]) -> Table:
 
 
 def variants_table(results: list[Result], recipes: dict) -> Table:
-    conds, cols = _columns(results)
-    extras = _extras(results)
+    conds, extras, cols = _columns(results)
     table = Table(
         "variants",
         "GaitMPL additions per backbone: +D = DRPL, +G = GSAM, ++ = both (GaitMPL table III)",
@@ -244,8 +244,7 @@ def variants_table(results: list[Result], recipes: dict) -> Table:
 
 def waveloss_tables(results: list[Result], recipes: dict) -> list[Table]:
     """Waveloss tables 5 (fusion ways), 4 (static vs dynamic l) and 6 (the loss ablation)."""
-    conds, cols = _columns(results)
-    extras = _extras(results)
+    conds, extras, cols = _columns(results)
     runs = [
         (r, recipes[r.recipe]) for r in results if r.recipe in recipes and formulation(recipes[r.recipe]) == "intended"
     ]
@@ -274,8 +273,7 @@ def waveloss_tables(results: list[Result], recipes: dict) -> list[Table]:
 
 def formulations_table(results: list[Result], recipes: dict) -> Table:
     """Runs whose recipes differ only in ``formulation``, side by side."""
-    conds, cols = _columns(results)
-    extras = _extras(results)
+    conds, extras, cols = _columns(results)
     table = Table(
         "formulations",
         "Formulations: the papers' text (intended) against their printed equations (as_printed)",
