@@ -2,6 +2,7 @@
 #
 #   synth (synthetic datasets) -> preprocess -> train (every dataset x backbone x
 #   recipe of params.yaml's grid) -> evaluate -> tables, with the GEI baseline
+#   and the models of params `imported` (import -> evaluate) as further rows
 #
 # The rules are thin: each runs one `gaitflow` subcommand (workflow/rules/).
 # dvc.yaml runs the same commands on the same paths; tests hold the two equal.
@@ -16,6 +17,7 @@ include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/baseline.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/import.smk"
 include: "workflow/rules/tables.smk"
 
 

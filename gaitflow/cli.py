@@ -7,6 +7,7 @@
     init-tracking  create the MLflow store once before parallel runs
     baseline    GEI + nearest neighbour under the dataset's protocol
     tables      the papers' tables and plots from a dataset's results files
+    import-checkpoint  a reference framework's (OpenGait's) checkpoint -> a run folder
     identify    rank a gallery's identities for probe sequences with a trained run
     export      a trained run's model as ONNX or TorchScript (silhouettes -> embeddings)
     record      write dvc.lock for every stage that is built (after a Snakemake run)
@@ -74,13 +75,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="force a device (default: params train.device)")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and train from scratch")
     p.add_argument("--register", metavar="NAME", help="register the trained model in the MLflow model registry")
+    p.add_argument(
+        "--init-from",
+        metavar="RUN",
+        help="fine-tune: start from another run's weights (an imported one too); the classifier is kept "
+        "only if its classes fit",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a trained run under its dataset's protocol")
     _common(p)
-    p.add_argument("--backbone", required=True)
-    p.add_argument("--recipe", required=True)
-    p.add_argument("--run", help=f"run folder (default: {_at(layout.RUN)})")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--backbone", help="the run's backbone (with --recipe)")
+    which.add_argument("--imported", metavar="NAME", help="an imported model of params `imported` instead")
+    p.add_argument("--recipe", help="the run's loss recipe (with --backbone)")
+    p.add_argument("--run", help=f"run folder (default: {_at(layout.RUN)} or {_at(layout.IMPORTED_RUN)})")
     p.add_argument("--eval-dataset", help="evaluate on another dataset's test set and protocol (cross-dataset)")
     p.add_argument("--data", help="packed dataset folder of the evaluation dataset")
     p.add_argument("--out", help=f"metrics file (default: {_at(layout.METRICS)}, of the evaluation dataset)")
@@ -102,6 +111,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", help=f"results folder (default: {_at(layout.RESULTS)})")
     p.add_argument("--out", help=f"output folder, replaced whole (default: {_at(layout.TABLES)})")
     p.set_defaults(func=cmd_tables)
+
+    p = sub.add_parser("import-checkpoint", help="a reference framework's checkpoint -> a gaitflow run folder")
+    _common(p)
+    p.add_argument("--name", help="an entry of params `imported` (its checkpoint, backbone, ... are the defaults)")
+    p.add_argument("--format", choices=["opengait"], help="the framework that wrote it (default: opengait)")
+    p.add_argument("--checkpoint", help="the checkpoint file (e.g. OpenGait's GaitGL-80000.pt)")
+    p.add_argument("--backbone", help="gaitset, gaitpart, gaitgl, gln or deepgaitv2")
+    p.add_argument(
+        "--expect",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="what the checkpoint must be, e.g. variant=ou-mvlp, mode=p3d, phase=2 (repeatable; "
+        "the sizes are read from its tensors)",
+    )
+    p.add_argument("--frame-shape", nargs=2, type=int, metavar=("H", "W"), help="frame size (default: 64 44)")
+    p.add_argument("--label", help="its name in the tables (default: the entry's label or name)")
+    p.add_argument("--out", help=f"run folder to write (default: {_at(layout.IMPORTED_RUN)})")
+    p.set_defaults(func=cmd_import_checkpoint)
 
     p = sub.add_parser("identify", help="rank a gallery's identities for probe sequences with a trained run")
     p.add_argument("--run", required=True, help=f"a trained run folder ({_at(layout.RUN)})")
@@ -251,6 +279,7 @@ def cmd_train(args) -> int:
             args.restart,
             progress=not args.quiet,
             on_log=lambda rec: tracker.log_metrics(rec, rec["iteration"]),
+            init_from=Path(args.init_from) if args.init_from else None,
         )
     except BaseException:
         tracker.end("FAILED")
@@ -291,10 +320,18 @@ def cmd_evaluate(args) -> int:
     from gaitflow.plots import view_heatmap
 
     eval_name, eval_spec = dataset_spec(params, args.eval_dataset or name)
-    run = Path(args.run or layout.RUN.format(dataset=name, backbone=args.backbone, recipe=args.recipe))
     data = Path(args.data or layout.PACKED.format(dataset=eval_name))
-    suffix = "" if eval_name == name else f"@{name}"  # trained elsewhere: the training dataset in the name
-    default = layout.METRICS.format(dataset=eval_name, backbone=args.backbone, recipe=args.recipe + suffix)
+    if args.imported:
+        run = Path(args.run or layout.IMPORTED_RUN.format(name=args.imported))
+        default = layout.IMPORTED_METRICS.format(dataset=eval_name, name=args.imported)
+        method, tags = args.imported, {"imported": args.imported}
+    else:
+        if not args.recipe:
+            raise GaitflowError("evaluate --backbone: give the run's --recipe too")
+        run = Path(args.run or layout.RUN.format(dataset=name, backbone=args.backbone, recipe=args.recipe))
+        suffix = "" if eval_name == name else f"@{name}"  # trained elsewhere: the training dataset in the name
+        default = layout.METRICS.format(dataset=eval_name, backbone=args.backbone, recipe=args.recipe + suffix)
+        method, tags = f"{args.backbone}-{args.recipe}", {"backbone": args.backbone, "recipe": args.recipe}
     out = Path(args.out or default)
     metrics = evaluate(params, run, eval_name, eval_spec, data, out, args.device, progress=not args.quiet)
     tracker = tracking.Tracker(tracking.tracking_uri(params), params["tracking"]["enabled"])
@@ -302,12 +339,7 @@ def cmd_evaluate(args) -> int:
     if previous:
         tracker.attach(previous["run_id"])  # evaluation lands in its training run
     else:
-        tracker.start(
-            name,
-            f"{args.backbone}-{args.recipe}",
-            {},
-            {"backbone": args.backbone, "recipe": args.recipe, "evaluated_only": "true"},
-        )
+        tracker.start(name, method, {}, {**tags, "evaluated_only": "true"})
     flat = figures(metrics)
     model_id = (previous or {}).get("model_id")  # the run's logged model: its evaluation shows on it too
     tracker.log_metrics({f"{eval_name}/{k}": v for k, v in flat.items()}, model_id=model_id)
@@ -363,11 +395,53 @@ def cmd_tables(args) -> int:
         for r in layout.runs(params)
         if r["dataset"] == name
     ]
+    files += [results_dir / n / layout.METRICS_FILE for n in params["imported"]]
     results = [load_result(f) for f in files]
     out = Path(args.out or layout.TABLES.format(dataset=name))
     tables = write_tables(results, params["recipes"], out, name)
     rows = sum(len(t.rows) for group in tables.values() for t in group)
     print(f"tables {name}: {len(results)} methods, {rows} table rows -> {out}")
+    return 0
+
+
+def cmd_import_checkpoint(args) -> int:
+    from gaitflow.config import load_params
+    from gaitflow.opengait import import_checkpoint
+
+    params = load_params(args.params, args.overrides)
+    entry = {}
+    if args.name:
+        entry = params["imported"].get(args.name)
+        if entry is None:
+            known = ", ".join(sorted(params["imported"])) or "none"
+            raise GaitflowError(f"{args.params}: imported.{args.name}: no such entry; expected one of: {known}")
+    checkpoint = args.checkpoint or entry.get("checkpoint")
+    backbone = args.backbone or entry.get("backbone")
+    if not checkpoint or not backbone:
+        raise GaitflowError("import-checkpoint: give --checkpoint and --backbone, or --name of a params entry")
+    expect = dict(entry.get("params") or {})
+    for item in args.expect:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise GaitflowError(f"--expect {item!r}: expected KEY=VALUE, e.g. variant=ou-mvlp")
+        expect[key] = int(value) if value.isdigit() else value
+    name = args.name or (Path(args.out).name if args.out else Path(checkpoint).stem)  # its name in results
+    out = Path(args.out or layout.IMPORTED_RUN.format(name=name))
+    done = import_checkpoint(
+        Path(checkpoint),
+        backbone,
+        out,
+        tuple(args.frame_shape or entry.get("frame_shape") or (64, 44)),
+        expect,
+        args.label or entry.get("label") or name,
+        name,
+    )
+    shown = ", ".join(f"{k}={v}" for k, v in done["params"].items())
+    print(
+        f"import {done['checkpoint']} ({args.format or entry.get('format') or 'opengait'}, iteration "
+        f"{done['iteration']}) -> {done['path']}: {backbone} {shown}, width {done['width']:g}, "
+        f"{done['classes']} classes"
+    )
     return 0
 
 

@@ -212,7 +212,15 @@ def _check_grid(params: dict, source: str) -> None:
                 raise GaitflowError(
                     f"{source}: grid.{key}: {name!r} is not in {key}; expected some of: {', '.join(sorted(known))}"
                 )
-    from gaitflow.workflow import RAW_DIR, SYNTH_PARTITION, SYNTH_RAW
+    from gaitflow.workflow import BASELINE_METHOD, RAW_DIR, SYNTH_PARTITION, SYNTH_RAW
+
+    trained = {f"{b}-{r}" for b in params["backbones"] for r in params["recipes"]} | {BASELINE_METHOD}
+    for name in params["imported"]:
+        if name in trained:
+            raise GaitflowError(
+                f"{source}: imported.{name}: the name of a trained run or the baseline; "
+                "expected a name of its own (e.g. gaitgl-zoo)"
+            )
 
     for d in grid["datasets"]:
         if not params["datasets"][d]["raw"].startswith(f"{RAW_DIR}/"):

@@ -46,6 +46,12 @@ class Result:
     kind: str = "cross-view"  # the protocol's kind: cross-view (rank-1 per condition) or retrieval
     partition: dict = field(default_factory=dict)  # the split it was scored on (gaitflow.data.partition)
     extra: dict[str, float] = field(default_factory=dict)  # further figures, after the Mean (rank-5, ...)
+    label: str | None = None  # an imported model's row name (params `imported`), e.g. "GaitGL (OpenGait zoo)"
+
+    @property
+    def name(self) -> str:
+        """The row's name: an imported model's label, else the method."""
+        return self.label or self.method
 
 
 @dataclass
@@ -77,6 +83,7 @@ def load_result(path: Path) -> Result:
             kind="cross-view" if cross_view else "retrieval",
             partition=m.get("partition") or {},
             extra={f"{c} R{k[4:]}": v for k, by in m.items() if _is_rank_k(k) for c, v in by.items()},
+            label=m.get("label"),
         )
     except FileNotFoundError:
         raise GaitflowError(f"{path}: not found; evaluate the run first (gaitflow evaluate)") from None
@@ -213,10 +220,10 @@ def per_view_table(results: list[Result]) -> Table:
     for r in results:
         rows = {c: [r.per_view[c].get(v) for v in views] for c in r.per_view}
         for c, values in rows.items():
-            table.add((r.method, c), values + [mean(values)], r.run_id)
+            table.add((r.name, c), values + [mean(values)], r.run_id)
         if len(rows) > 1:
             values = [mean(rows[c][i] for c in rows) for i in range(len(views))]
-            table.add((r.method, "Mean"), values + [mean(values)], r.run_id)
+            table.add((r.name, "Mean"), values + [mean(values)], r.run_id)
     return table
 
 
@@ -229,8 +236,11 @@ def variants_table(results: list[Result], recipes: dict) -> Table:
         cols,
     )
     for r in results:
-        if r.recipe is None:  # the GEI baseline heads the table
+        if r.recipe is None and r.label is None:  # the GEI baseline heads the table
             table.add((r.method, "-", "baseline"), _summary(r, conds, extras), r.run_id)
+    for r in results:
+        if r.label is not None:  # then the models trained elsewhere, imported (params `imported`)
+            table.add((r.label, "-", "imported"), _summary(r, conds, extras), r.run_id)
     rows = []
     for r in results:
         spec = recipes.get(r.recipe or "")

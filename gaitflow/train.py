@@ -144,6 +144,45 @@ def save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _file_sha(path: Path) -> str:
+    if not path.is_file():
+        raise GaitflowError(f"--init-from: {path} not found; expected a run folder holding {CHECKPOINT}")
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def start_from(model: torch.nn.Module, run_dir: Path, backbone: str, classes: int) -> list[str]:
+    """Load another run's weights into a fresh model (fine-tuning). Every tensor must fit, except
+    a classifier's class dimension (another dataset's identities): those start fresh. Returns the
+    names of the tensors that were not taken."""
+    from gaitflow.runs import read_config
+
+    other = read_config(run_dir)
+    if other["backbone"] != backbone:
+        raise GaitflowError(f"--init-from {run_dir}: a {other['backbone']} run; this run trains {backbone}")
+    state = load_checkpoint(run_dir / CHECKPOINT)["model"]
+    ours = model.state_dict()
+    fresh = []
+    for key, tensor in ours.items():
+        theirs = state.get(key)
+        if theirs is not None and theirs.shape == tensor.shape:
+            continue
+        differ = (
+            []
+            if theirs is None or theirs.dim() != tensor.dim()
+            else [i for i, (a, b) in enumerate(zip(theirs.shape, tensor.shape)) if a != b]
+        )
+        if len(differ) == 1 and tensor.shape[differ[0]] == classes:
+            fresh.append(key)
+            continue
+        found = "missing" if theirs is None else f"{list(theirs.shape)}"
+        raise GaitflowError(
+            f"--init-from {run_dir}: its weights do not fit this {backbone} ({key}: {found}, expected "
+            f"{list(tensor.shape)}); use the same train.width and backbone parameters"
+        )
+    model.load_state_dict({k: v for k, v in state.items() if k in ours and k not in fresh}, strict=False)
+    return fresh
+
+
 def _truncate_log(path: Path, iteration: int) -> None:
     """Drop log lines past the checkpoint a run resumes from (they will be logged again)."""
     if not path.exists():
@@ -165,11 +204,15 @@ def train(
     restart: bool = False,
     progress: bool = True,
     on_log=None,
+    init_from: Path | None = None,
 ) -> dict:
-    """Train one run (resuming from out_dir/checkpoint.pt when there is one); returns a summary."""
+    """Train one run (resuming from out_dir/checkpoint.pt when there is one); returns a summary.
+    ``init_from``: a run folder whose weights a fresh run starts from (fine-tuning)."""
     from tqdm import tqdm
 
     config = run_config(params, dataset, backbone, recipe_name)
+    if init_from is not None:  # part of what the run is: a resume checks it like any parameter
+        config["init_from"] = {"run": str(init_from), "sha256": _file_sha(Path(init_from) / CHECKPOINT)}
     cfg = config["train"]
     digest = config_hash(config)
     dev = resolve_device(device or cfg["device"])
@@ -239,6 +282,8 @@ def train(
         start = int(ckpt["iteration"])
         _truncate_log(out_dir / LOG, start)
     else:  # a fresh run: components that need the training data first get it (GSAM fills its memory)
+        if init_from is not None:
+            start_from(model, Path(init_from), backbone, len(subjects))
         recipe.prepare(model, TrainingSet(data, train_idx, labels, dev, params["evaluate"]["max_frames"]))
     if rank == 0:
         (out_dir / CONFIG).write_text(

@@ -40,7 +40,7 @@ last):
 - its rule (workflow/rules/<step>.smk, included by the Snakefile) has params
   ``file=PARAMS``, ``settings=settings(step)``, ``identity=identity(step)``,
   and reads every upstream output through ``produced(pattern, producing_step)``
-  (``every_run=True`` for one file per run of the dataset), a source file as
+  (``each="run"`` for one file per run of the dataset), a source file as
   ``ancient()``;
 - params stay deterministic (no times, no temporary paths), or every
   invocation reruns the job;
@@ -76,6 +76,10 @@ METRICS = f"{RESULTS}/{METHOD}/{METRICS_FILE}"
 VIEW_PLOT = f"{RESULTS}/{METHOD}/{VIEW_PLOT_FILE}"
 BASELINE = f"{RESULTS}/{BASELINE_METHOD}/{METRICS_FILE}"
 TABLES = "results/tables/{dataset}"  # beside, not inside, results/{dataset}: it reads that folder
+# Models trained elsewhere (params `imported`): imported once, evaluated on every dataset of the grid.
+IMPORTED_RUN = "models/imported/{name}"
+IMPORTED_METRICS = f"{RESULTS}/{{name}}/{METRICS_FILE}"
+IMPORTED_VIEW_PLOT = f"{RESULTS}/{{name}}/{VIEW_PLOT_FILE}"
 
 # The params each step reads: whole sections, so no key is missed. dvc.yaml
 # lists the same sections (a test holds the two to this table).
@@ -85,7 +89,8 @@ STEP_PARAMS = {
     "baseline": ("baseline", "protocols"),
     "train": ("seed", "train", "backbones.{backbone}", "recipes.{recipe}"),
     "evaluate": ("evaluate", "protocols"),
-    "tables": ("grid", "recipes"),
+    "tables": ("grid", "recipes", "imported"),
+    "import": ("imported.{name}",),
 }
 
 # The library modules each step runs. A step depends on them, on every gaitflow
@@ -98,6 +103,7 @@ STEP_MODULES = {
     "train": ("gaitflow.train", "gaitflow.tracking", "gaitflow.plots", "gaitflow.devices"),
     "evaluate": ("gaitflow.evaluate.run", "gaitflow.tracking", "gaitflow.plots", "gaitflow.devices"),
     "tables": ("gaitflow.tables",),
+    "import": ("gaitflow.opengait",),
 }
 
 
@@ -110,6 +116,11 @@ def runs(params: dict) -> list[dict]:
         for b in grid["backbones"]
         for r in grid["recipes"]
     ]
+
+
+def imported(params: dict) -> list[dict]:
+    """Every (dataset, imported model) pair: each model of params `imported` on each dataset of the grid."""
+    return [{"dataset": d, "name": n} for d in params["grid"]["datasets"] for n in params["imported"]]
 
 
 def partition_path(params: dict, dataset: str) -> str | None:
@@ -137,6 +148,9 @@ def outputs(params: dict) -> set[str]:
         out |= {PACKED.format(dataset=d), BASELINE.format(dataset=d), TABLES.format(dataset=d)}
     for run in runs(params):
         out |= {RUN.format(**run), METRICS.format(**run), VIEW_PLOT.format(**run)}
+    out |= {IMPORTED_RUN.format(name=n) for n in params["imported"]}
+    for pair in imported(params):
+        out |= {IMPORTED_METRICS.format(**pair), IMPORTED_VIEW_PLOT.format(**pair)}
     return out
 
 
@@ -260,6 +274,9 @@ def upstream(params: dict, step: str, **wc: str) -> str:
     """
     if step == "synth":
         return _digest()
+    if step == "import":  # a checkpoint file enters by path and size, as a real dataset does
+        path = params["imported"][wc["name"]]["checkpoint"]
+        return _digest(path, os.path.getsize(path) if os.path.exists(path) else None)
     d = wc["dataset"]
     if step == "preprocess":
         if d in params["grid"]["synthetic"]:
@@ -270,12 +287,15 @@ def upstream(params: dict, step: str, **wc: str) -> str:
         )
     if step in ("baseline", "train"):
         return identity(params, "preprocess", dataset=d)
+    if step == "evaluate" and "name" in wc:  # an imported model on a dataset
+        return _digest(identity(params, "import", name=wc["name"]), identity(params, "preprocess", dataset=d))
     if step == "evaluate":
         return identity(params, "train", **wc)
     if step == "tables":
         return _digest(
             identity(params, "baseline", dataset=d),
             [identity(params, "evaluate", **r) for r in runs(params) if r["dataset"] == d],
+            [identity(params, "evaluate", **r) for r in imported(params) if r["dataset"] == d],
         )
     raise KeyError(step)
 
@@ -283,6 +303,8 @@ def upstream(params: dict, step: str, **wc: str) -> str:
 def identity(params: dict, step: str, **wc: str) -> str:
     """What determines a job's outputs: its settings, its code and its upstream."""
     backbone = wc.get("backbone") if step in ("train", "evaluate") else None
+    if "name" in wc and step in ("import", "evaluate"):
+        backbone = params["imported"][wc["name"]]["backbone"]
     components = tuple(sorted(params["recipes"][wc["recipe"]])) if step == "train" else ()
     code = code_digest(step, backbone, components)
     return _digest(step_params(params, step, **wc), code, upstream(params, step, **wc))

@@ -171,7 +171,8 @@ def evaluate(
     seconds = time.perf_counter() - start
     result = score(emb, data, test, protocol_name, protocol, metric, out_dir=Path(out).parent)
     metrics = {
-        "method": f"{config['backbone']}-{config['recipe']}",
+        "method": config.get("name") or f"{config['backbone']}-{config['recipe']}",
+        **({"label": config["label"], "imported": config["imported"]} if "imported" in config else {}),
         "backbone": config["backbone"],
         "recipe": config["recipe"],
         "trained_on": config["dataset"],

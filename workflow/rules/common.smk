@@ -40,6 +40,7 @@ except GaitflowError as exc:
 
 GRID = config["grid"]
 RUNS = gw.runs(config)
+IMPORTED = gw.imported(config)
 # Training and evaluation hold a GPU each when they run on CUDA; the CLI pins
 # every job to its own device (gaitflow/devices.py).
 GPU = 1 if config["train"]["device"] != "cpu" and visible_gpus() else 0
@@ -50,6 +51,7 @@ wildcard_constraints:
     dataset="|".join(map(re.escape, config["datasets"])),
     backbone="|".join(map(re.escape, config["backbones"])),
     recipe="|".join(map(re.escape, config["recipes"])),
+    name="|".join(map(re.escape, config["imported"])) or "(?!)",
 
 
 def settings(step):
@@ -62,7 +64,7 @@ def identity(step):
     return lambda wc: gw.identity(config, step, **wc)
 
 
-def produced(pattern, step, every_run=False):
+def produced(pattern, step, each=None):
     """An input made by an upstream step, read as ancient() unless that step has changed.
 
     File times say nothing here: `dvc checkout` and `dvc pull` rewrite them. So
@@ -70,8 +72,10 @@ def produced(pattern, step, every_run=False):
     still current. When it is missing, or Snakemake's own record shows that it
     was made with another identity (a param or the library code it runs has
     changed), the job that makes it reruns and the plain input passes the rerun
-    downstream in the same invocation.
+    downstream in the same invocation. ``each``: "run" for the file of every
+    run of the dataset, "imported" for that of every imported model.
     """
+    pairs = {"run": RUNS, "imported": IMPORTED}
 
     def one(wc: dict):
         path = pattern.format(**wc)
@@ -83,8 +87,8 @@ def produced(pattern, step, every_run=False):
         return ancient(path)
 
     def resolve(wc):
-        if every_run:
-            return [one(run) for run in RUNS if run["dataset"] == wc.dataset]
+        if each:
+            return [one(pair) for pair in pairs[each] if pair["dataset"] == wc.dataset]
         return one(dict(wc.items()))
 
     return resolve

@@ -2,7 +2,8 @@ rule tables:
     """The papers' tables (Markdown, CSV, LaTeX) and plots of a dataset, from its results files."""
     input:
         baseline=produced(gw.BASELINE, "baseline"),
-        runs=produced(gw.METRICS, "evaluate", every_run=True),
+        runs=produced(gw.METRICS, "evaluate", each="run"),
+        imported=produced(gw.IMPORTED_METRICS, "evaluate", each="imported"),
     output:
         report(
             directory(gw.TABLES),
