@@ -215,3 +215,10 @@ def test_a_checkpoint_for_another_backbone_or_variant(tmp_path, capsys, project)
     torch.save(ckpt, cut)
     _bad(tmp_path, capsys, cut, "gaitgl", "shapes do not fit gaitgl variant=casia-b width=0.125 at 64x44: head.weight")
     _bad(tmp_path, capsys, FIXTURES / "gaitset.pt", "mt3d", "OpenGait checkpoints can be imported for gaitset")
+
+
+def test_the_params_schema_lists_the_importable_backbones():
+    from gaitflow.config import schema
+
+    entry = schema()["properties"]["imported"]["additionalProperties"]["properties"]
+    assert sorted(entry["backbone"]["enum"]) == sorted(TRANSLATE)

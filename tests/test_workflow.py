@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, make_workflow_project, run
+from conftest import REPO, WORKFLOW_TINY, make_workflow_project, run
 
 from gaitflow import workflow as gw
 from gaitflow.config import load_params
@@ -258,3 +259,21 @@ def test_the_papers_params_plan_the_full_grid_on_the_real_casia_b(project):
     runs = len(papers["grid"]["backbones"]) * len(papers["grid"]["recipes"])
     assert runs == 96 and counts["train"] == runs and counts["evaluate"] == runs
     assert "synth" not in counts and counts["preprocess"] == 1 and counts["tables"] == 1
+
+
+def test_imported_models_have_the_same_jobs_and_tracked_sections_in_both_front_ends(tmp_path):
+    zoo = {"gaitgl-zoo": {"format": "opengait", "checkpoint": "data/zoo/gaitgl.pt", "backbone": "gaitgl"}}
+    root = make_workflow_project(tmp_path / "project", WORKFLOW_TINY + [f"imported={json.dumps(zoo)}"])
+    (root / "data" / "zoo").mkdir(parents=True)
+    shutil.copy(REPO / "tests" / "fixtures" / "opengait" / "gaitgl-casiab.pt", root / "data" / "zoo" / "gaitgl.pt")
+    jobs = _snakemake_jobs(root)
+    stages = _dvc_stages(root)
+    dvc_outputs = {out: cmd for _, cmd, outs, _ in stages for out in outs}
+    assert set(jobs) == set(dvc_outputs) == gw.outputs(yaml.safe_load((root / "params.yaml").read_text()))
+    assert {"models/imported/gaitgl-zoo", "results/casiab-syn/gaitgl-zoo/metrics.json"} <= set(jobs)
+    for out, cmd in dvc_outputs.items():
+        assert jobs[out] == cmd, out
+    tracked = {name: params for name, _, _, params in stages}
+    assert tracked["import@gaitgl-zoo"] == ["imported.gaitgl-zoo"]
+    assert tracked["evaluate-imported@casiab-syn-gaitgl-zoo"] == sorted(gw.STEP_PARAMS["evaluate"])
+    assert tracked["tables@casiab-syn"] == sorted(gw.STEP_PARAMS["tables"])

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from conftest import WORKFLOW_TINY, make_workflow_project, run
 
@@ -199,3 +200,44 @@ def test_runs_reach_a_real_mlflow_server(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_an_imported_checkpoint_is_evaluated_and_tabled_by_both_front_ends(tmp_path):
+    """A reference checkpoint in params `imported` goes through import -> evaluate -> tables."""
+    zoo = {
+        "gaitset-zoo": {
+            "label": "GaitSet (OpenGait zoo)",
+            "format": "opengait",
+            "checkpoint": "data/zoo/gaitset.pt",
+            "backbone": "gaitset",
+        }
+    }
+    overrides = WORKFLOW_TINY + [
+        "preprocess.img_size=64",  # the fixture's frames: 64 x 44
+        "train.width=0.125",
+        "grid.backbones=[gaitset]",
+        "grid.recipes=[triplet]",
+        "tracking.enabled=false",
+        f"imported={json.dumps(zoo)}",
+    ]
+    root = make_workflow_project(tmp_path / "project", overrides)
+    (root / "data" / "zoo").mkdir(parents=True)
+    shutil.copy(Path(__file__).parent / "fixtures" / "opengait" / "gaitset.pt", root / "data" / "zoo" / "gaitset.pt")
+    run("snakemake --cores 2", root, env=NO_ENV_URI)
+    variants = (root / f"results/tables/{DATASET}/variants.md").read_text()
+    assert "| GaitSet (OpenGait zoo) | - | imported |" in variants and "| gaitset | triplet | base |" in variants
+    assert "GaitSet (OpenGait zoo)" in (root / f"results/tables/{DATASET}/per_view.md").read_text()
+    metrics = json.loads((root / f"results/{DATASET}/gaitset-zoo/metrics.json").read_text())
+    assert metrics["imported"]["sha256"] and metrics["label"] == "GaitSet (OpenGait zoo)"
+    assert _dvc_changed(root) == set()  # recorded: DVC agrees
+    # replacing the checkpoint reruns its import, its evaluation and the tables, nothing else
+    ckpt = torch.load(root / "data" / "zoo" / "gaitset.pt", weights_only=True)
+    ckpt["iteration"] = 4
+    ckpt["model"]["Head.fc_bin"] = torch.cat([ckpt["model"]["Head.fc_bin"]] * 2)[:62]  # grows the file
+    torch.save({**ckpt, "note": "x" * 100}, root / "data" / "zoo" / "gaitset.pt")
+    counts = _job_counts(run("snakemake -n --cores 2", root).stdout)
+    assert counts == {"import_checkpoint": 1, "evaluate_imported": 1, "tables": 1, "all": 1}
+    assert {s for s in _dvc_changed(root) if not s.startswith("tables@")} == {"import@gaitset-zoo"}
+    out = run("dvc repro", root, env=NO_ENV_URI).stdout
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran == {"import@gaitset-zoo", f"evaluate-imported@{DATASET}-gaitset-zoo", f"tables@{DATASET}"}
