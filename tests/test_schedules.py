@@ -32,13 +32,18 @@ def test_fusion_factors_rise_to_one(shape):
 
 
 def test_dynamic_exponent_intended_and_as_printed():
-    # intended: between l_min and l_max, |sin| so one half-wave per cycle
+    # intended: C full cycles l_min -> l_max -> l_min over training, |sin(pi t C / T)|
     assert dynamic_exponent(0, 100) == pytest.approx(-1.0)
-    assert dynamic_exponent(100, 100) == pytest.approx(1.0)
-    assert dynamic_exponent(50, 100, cycles=2) == pytest.approx(1.0)
-    assert dynamic_exponent(100, 100, cycles=2) == pytest.approx(-1.0, abs=1e-9)
-    values = [dynamic_exponent(t, 100, cycles=3) for t in range(101)]
+    assert dynamic_exponent(50, 100) == pytest.approx(1.0)  # C = 1: up to l_max at T/2 ...
+    assert dynamic_exponent(100, 100) == pytest.approx(-1.0, abs=1e-9)  # ... and back to l_min at T
+    assert dynamic_exponent(25, 100) == pytest.approx(-1.0 + 2 * math.sin(math.pi / 4))
+    assert dynamic_exponent(25, 100, cycles=2) == pytest.approx(1.0)
+    assert dynamic_exponent(50, 100, cycles=2) == pytest.approx(-1.0, abs=1e-9)
+    assert dynamic_exponent(75, 100, cycles=2) == pytest.approx(1.0)
+    values = [dynamic_exponent(t, 300, cycles=3) for t in range(301)]
     assert min(values) >= -1.0 - 1e-12 and max(values) <= 1.0 + 1e-12
+    peaks = [t for t in range(1, 300) if values[t] > values[t - 1] and values[t] >= values[t + 1]]
+    assert peaks == [50, 150, 250]  # three cycles, one l_max each
     # as printed: (l_max - l_min) sin(...) - l_min, which starts at +1 for the defaults
     assert dynamic_exponent(0, 100, formulation="as_printed") == pytest.approx(1.0)
     assert dynamic_exponent(100, 100, formulation="as_printed") == pytest.approx(3.0)

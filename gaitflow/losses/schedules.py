@@ -60,10 +60,14 @@ def fusion_factor(
 def dynamic_exponent(
     t: float, T: float, l_min: float = -1.0, l_max: float = 1.0, cycles: float = 1.0, formulation: str = "intended"
 ) -> float:
-    """Waveloss eq. 5: the Dynamic Learning Process exponent l_t (static when l_min == l_max)."""
-    phase = math.pi * _progress(t, T) * cycles / 2.0
+    """Waveloss eq. 5: the Dynamic Learning Process exponent l_t (static when l_min == l_max).
+
+    ``intended``: C = ``cycles`` full cycles l_min -> l_max -> l_min over training,
+    ``l_min + (l_max - l_min) |sin(pi t C / T)|``; ``as_printed``: the paper's formula to the letter,
+    ``(l_max - l_min) sin(pi t C / 2T) - l_min`` (docs/losses.md, "Dynamic exponent")."""
+    x = _progress(t, T)
     if formulation == "intended":
-        return l_min + (l_max - l_min) * abs(math.sin(phase))
+        return l_min + (l_max - l_min) * abs(math.sin(math.pi * x * cycles))
     if formulation == "as_printed":
-        return (l_max - l_min) * math.sin(phase) - l_min
+        return (l_max - l_min) * math.sin(math.pi * x * cycles / 2.0) - l_min
     raise ValueError(f"formulation {formulation!r}: expected intended or as_printed")
