@@ -17,18 +17,31 @@ def _pyplot():
 
 
 def loss_curve(train_log: Path, out: Path) -> Path:
-    """Every logged loss component against the iteration."""
+    """Every logged loss term against the iteration and, where logged, each component's loss and
+    the norm of its gradient with respect to the embeddings (the balance between components)."""
     rows = [json.loads(line) for line in Path(train_log).read_text().splitlines() if line]
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
     skip = {"iteration", "lr", "iterations_per_second", "data_share", "waveloss_l", "gsam_gamma"}
-    keys = [k for k in rows[0] if k not in skip] if rows else []
+    keys = [k for k in rows[0] if k not in skip and "/" not in k] if rows else []
+    norms = [k for k in rows[0] if k.startswith("grad_norm/")] if rows else []
+    fig, axes = plt.subplots(1, 2 if norms else 1, figsize=(11 if norms else 6, 3.5), squeeze=False)
+    its = [r["iteration"] for r in rows]
+    ax = axes[0][0]
     for k in keys:
-        ax.plot([r["iteration"] for r in rows], [r[k] for r in rows], label=k, lw=2 if k == "total" else 1)
+        ax.plot(its, [r[k] for r in rows], label=k, lw=2 if k == "total" else 1)
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
+    if norms:
+        ax = axes[0][1]
+        for k in norms:
+            ax.plot(its, [r.get(k, float("nan")) for r in rows], label=k.split("/", 1)[1])
+        ax.set_yscale("log")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("gradient norm w.r.t. the embeddings")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

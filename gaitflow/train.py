@@ -337,7 +337,8 @@ def train(
                 out = net(x)
             emb = gather(out.embeddings.float(), world)
             logits = None if out.logits is None else gather(out.logits.float(), world)
-            loss, parts = recipe(emb, logits, y, it, total_iters)
+            logging = (it + 1) % cfg["log_every"] == 0 or it + 1 == total_iters
+            loss, parts = recipe(emb, logits, y, it, total_iters, grad_norms=logging)
             if not torch.isfinite(loss):
                 detail = ", ".join(f"{k} {v:.4g}" for k, v in parts.items())
                 raise GaitflowError(
@@ -350,7 +351,7 @@ def train(
             scaler.update()
             sched.step()
             done = it + 1
-            if done % cfg["log_every"] == 0 or done == total_iters:
+            if logging:
                 now = time.perf_counter()
                 speed = cfg["log_every"] / max(now - tick, 1e-9)
                 share = data_time / max(now - tick, 1e-9)  # of the step time spent preparing batches

@@ -150,3 +150,24 @@ def test_gsam_updates_its_memory_before_its_loss():
     assert not torch.equal(before, memory.memory)  # the step moved the memory ...
     new = memory.components(emb, labels, update=False)["gsam_ce"].item()
     assert logged["gsam_ce"] == pytest.approx(new, rel=1e-6) and new != pytest.approx(old, rel=1e-6)  # ... first
+
+
+def test_each_components_loss_and_gradient_norm_are_logged_when_asked():
+    recipe, emb, labels = _gsam_recipe()
+    recipe.eval()  # no memory update: the same loss can be recomputed
+    t, T = 30, 100
+    emb = emb.clone().requires_grad_()
+    _, quiet = recipe(emb, None, labels, t, T)
+    assert not any("/" in k for k in quiet)  # only on logging iterations
+    total, logged = recipe(emb, None, labels, t, T, grad_norms=True)
+    assert {"loss/triplet", "grad_norm/triplet", "loss/gsam", "grad_norm/gsam"} <= set(logged)
+    # the triplet's own gradient, recomputed alone
+    alone = build_recipe("t", {"triplet": {}}, IDS, PARTS, CHANNELS)(emb, None, labels, t, T)[0]
+    (grad,) = torch.autograd.grad(alone, emb)
+    assert logged["loss/triplet"] == pytest.approx(alone.item(), rel=1e-6)
+    assert logged["grad_norm/triplet"] == pytest.approx(grad.norm().item(), rel=1e-5)
+    # gsam's weighted term: the total minus the triplet
+    assert logged["loss/gsam"] == pytest.approx(total.item() - alone.item(), rel=1e-5, abs=1e-6)
+    assert logged["grad_norm/gsam"] > 0
+    total.backward()  # the graph is still there for the step's own backward
+    assert emb.grad is not None

@@ -257,3 +257,18 @@ def test_prefetched_stream_resumes_from_the_state_after_each_batch(packed):
         batch_stream(data, train_idx, labels, sampler2, rng2, cfg, 0, 1, torch.device("cpu"), prefetch=False)
     )
     assert torch.equal(resumed[0], first[2][0]) and np.array_equal(resumed[2], first[2][2])
+
+
+def test_the_log_holds_each_components_loss_and_gradient_norm(packed, tmp_path):
+    from gaitflow.plots import loss_curve
+
+    assert main(["train", "--backbone", "gaitset", "--recipe", "triplet+gsam", "--quiet", *_sets()]) == 0
+    log = packed / "models" / "casiab-syn" / "gaitset-triplet+gsam" / "train.log"
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(rows) == 6  # log_every=1
+    for row in rows:
+        assert {"loss/triplet", "grad_norm/triplet", "loss/gsam", "grad_norm/gsam"} <= set(row)
+        assert row["grad_norm/triplet"] > 0
+    assert rows[0]["grad_norm/gsam"] == 0  # gamma_t = 0 at t = 0: GSAM has no weight yet
+    assert all(row["grad_norm/gsam"] > 0 for row in rows[1:])
+    assert loss_curve(log, tmp_path / "curve.png").stat().st_size > 0

@@ -65,8 +65,18 @@ class Recipe(nn.Module):
         return embeddings
 
     def forward(
-        self, embeddings: torch.Tensor, logits: torch.Tensor | None, labels: torch.Tensor, t: int = 0, T: int = 1
+        self,
+        embeddings: torch.Tensor,
+        logits: torch.Tensor | None,
+        labels: torch.Tensor,
+        t: int = 0,
+        T: int = 1,
+        grad_norms: bool = False,
     ) -> tuple[torch.Tensor, dict[str, float]]:
+        """``grad_norms``: also log, per component, ``loss/<name>`` (its own loss: the mean over
+        parts of its terms, times its weight for an extra term) and ``grad_norm/<name>``, the norm
+        of that loss's gradient with respect to the embeddings (one extra backward each), so the
+        balance between components shows (docs/losses.md#seeing-the-balance-of-components)."""
         fusion = self.parts[self.fusion] if self.fusion else None
         inputs: dict[str, torch.Tensor] = {}  # each input computed once, fused once
 
@@ -78,8 +88,11 @@ class Recipe(nn.Module):
             return inputs[kind]
 
         part_losses: dict[str, torch.Tensor] = {}
+        own: dict[str, torch.Tensor] = {}  # each component's own loss, for the balance log
         for name in self.terms:
-            part_losses.update(self.parts[name](source(name), labels, t, T))
+            terms = self.parts[name](source(name), labels, t, T)
+            part_losses.update(terms)
+            own[name] = sum(v.mean() for v in terms.values())
         logged = {k: float(v.detach().mean()) for k, v in part_losses.items()}
         if fusion is not None:
             total, fusion_log = fusion.fuse(part_losses, t, T)
@@ -92,9 +105,15 @@ class Recipe(nn.Module):
             weight = component.weight(t, T)
             terms = component(x, labels, t, T)
             total = total + weight * sum(terms.values())
+            own[name] = weight * sum(v.mean() for v in terms.values())
             logged.update({k: float(v.detach().mean()) for k, v in terms.items()})
             logged[f"{name}_{component.weight_name}"] = weight
         logged["total"] = float(total.detach())
+        if grad_norms and embeddings.requires_grad:
+            for name, loss in own.items():
+                logged[f"loss/{name}"] = float(loss.detach())
+                grad = torch.autograd.grad(loss, embeddings, retain_graph=True, allow_unused=True)[0]
+                logged[f"grad_norm/{name}"] = 0.0 if grad is None else float(grad.norm())
         return total, logged
 
 
