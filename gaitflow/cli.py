@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="force a device (default: params train.device)")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and train from scratch")
     p.add_argument("--register", metavar="NAME", help="register the trained model in the MLflow model registry")
+    p.add_argument("--curve", help="also write the training log as a TSV table (what `dvc plots` draws)")
     p.add_argument(
         "--init-from",
         metavar="RUN",
@@ -296,6 +297,12 @@ def cmd_train(args) -> int:
     )
     if (out / LOG).exists() and (out / LOG).stat().st_size:
         tracker.log_artifact(loss_curve(out / LOG, out / "loss_curve.png"))
+    if args.curve:
+        from gaitflow.data.packed import write_text_atomic
+        from gaitflow.plots import curve_table
+
+        Path(args.curve).parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(Path(args.curve), curve_table(out / LOG))
     for f in (CONFIG, LOG):
         tracker.log_artifact(out / f)
     if params["tracking"]["log_models"]:  # the model as an MLflow logged model, linked to this run
@@ -316,7 +323,8 @@ def cmd_evaluate(args) -> int:
     _claim_gpu(args, params)
     from gaitflow import tracking
     from gaitflow.config import dataset_spec
-    from gaitflow.evaluate.run import evaluate, figures
+    from gaitflow.data.packed import write_json
+    from gaitflow.evaluate.run import evaluate, figures, summary
     from gaitflow.plots import view_heatmap
 
     eval_name, eval_spec = dataset_spec(params, args.eval_dataset or name)
@@ -334,6 +342,7 @@ def cmd_evaluate(args) -> int:
         method, tags = f"{args.backbone}-{args.recipe}", {"backbone": args.backbone, "recipe": args.recipe}
     out = Path(args.out or default)
     metrics = evaluate(params, run, eval_name, eval_spec, data, out, args.device, progress=not args.quiet)
+    write_json(out.with_name(layout.SUMMARY_FILE), summary(metrics))  # what `dvc metrics show` reads
     tracker = tracking.Tracker(tracking.tracking_uri(params), params["tracking"]["enabled"])
     previous = tracking.saved_run(run)
     if previous:

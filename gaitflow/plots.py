@@ -16,6 +16,16 @@ def _pyplot():
     return plt
 
 
+def curve_table(train_log: Path) -> str:
+    """The training log (JSON lines) as a TSV table, iteration first, one column per logged figure
+    (blank where a line lacks it): DVC's plots read it."""
+    rows = [json.loads(line) for line in Path(train_log).read_text().splitlines() if line] if train_log.exists() else []
+    columns = ["iteration"] + sorted({k for r in rows for k in r} - {"iteration"})
+    cell = lambda v: str(v) if isinstance(v, int) else f"{v:.6g}"  # noqa: E731
+    lines = ["\t".join(columns)] + ["\t".join(cell(r[c]) if c in r else "" for c in columns) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
 def loss_curve(train_log: Path, out: Path) -> Path:
     """Every logged loss term against the iteration and, where logged, each component's loss and
     the norm of its gradient with respect to the embeddings (the balance between components)."""

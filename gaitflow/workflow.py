@@ -65,6 +65,8 @@ PACKAGE = Path(__file__).resolve().parent
 METHOD = "{backbone}-{recipe}"  # a run's name: its folder under models/ and results/
 BASELINE_METHOD = "gei-baseline"
 METRICS_FILE = "metrics.json"
+SUMMARY_FILE = "summary.json"  # beside metrics.json: numbers only, what `dvc metrics` and `dvc exp show` read
+CURVE_FILE = "train_curve.tsv"  # the training log as a table: what `dvc plots` draws
 VIEW_PLOT_FILE = "rank1_by_view.png"
 RAW_DIR = "data/raw"  # real releases are placed here; dvc.yaml depends on the folder
 SYNTH_RAW = RAW_DIR + "/{dataset}.zip"
@@ -74,12 +76,15 @@ RUN = "models/{dataset}/" + METHOD
 RESULTS = "results/{dataset}"
 METRICS = f"{RESULTS}/{METHOD}/{METRICS_FILE}"
 VIEW_PLOT = f"{RESULTS}/{METHOD}/{VIEW_PLOT_FILE}"
+SUMMARY = f"{RESULTS}/{METHOD}/{SUMMARY_FILE}"
+CURVE = f"{RESULTS}/{METHOD}/{CURVE_FILE}"  # written by train, beside the run's evaluation
 BASELINE = f"{RESULTS}/{BASELINE_METHOD}/{METRICS_FILE}"
 TABLES = "results/tables/{dataset}"  # beside, not inside, results/{dataset}: it reads that folder
 # Models trained elsewhere (params `imported`): imported once, evaluated on every dataset of the grid.
 IMPORTED_RUN = "models/imported/{name}"
 IMPORTED_METRICS = f"{RESULTS}/{{name}}/{METRICS_FILE}"
 IMPORTED_VIEW_PLOT = f"{RESULTS}/{{name}}/{VIEW_PLOT_FILE}"
+IMPORTED_SUMMARY = f"{RESULTS}/{{name}}/{SUMMARY_FILE}"
 
 # The params each step reads: whole sections, so no key is missed. dvc.yaml
 # lists the same sections (a test holds the two to this table).
@@ -147,10 +152,11 @@ def outputs(params: dict) -> set[str]:
     for d in grid["datasets"]:
         out |= {PACKED.format(dataset=d), BASELINE.format(dataset=d), TABLES.format(dataset=d)}
     for run in runs(params):
-        out |= {RUN.format(**run), METRICS.format(**run), VIEW_PLOT.format(**run)}
+        out |= {RUN.format(**run), METRICS.format(**run), VIEW_PLOT.format(**run), SUMMARY.format(**run)}
+        out.add(CURVE.format(**run))
     out |= {IMPORTED_RUN.format(name=n) for n in params["imported"]}
     for pair in imported(params):
-        out |= {IMPORTED_METRICS.format(**pair), IMPORTED_VIEW_PLOT.format(**pair)}
+        out |= {IMPORTED_METRICS.format(**pair), IMPORTED_VIEW_PLOT.format(**pair), IMPORTED_SUMMARY.format(**pair)}
     return out
 
 

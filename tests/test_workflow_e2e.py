@@ -73,6 +73,19 @@ def test_snakemake_builds_every_table_and_dvc_agrees(built):
     for run_name in RUNS:  # logs and benchmark files for every job
         assert (root / f"logs/train/{DATASET}/{run_name}.log").exists()
         assert (root / f"logs/benchmarks/evaluate/{DATASET}/{run_name}.tsv").exists()
+    # `dvc metrics show`: each run's summary, numbers only, one column per figure (no per-view entries)
+    shown = json.loads(run("dvc metrics show --json", root).stdout)
+    files = {path: entry["data"] for rev in shown.values() for path, entry in rev["data"].items()}
+    assert sorted(files) == sorted(f"results/{DATASET}/{r}/summary.json" for r in RUNS)
+    for data in files.values():
+        assert {"rank1/NM", "rank1/BG", "rank1/CL", "rank1/mean"} <= set(data) and len(data) < 20
+        assert all(isinstance(v, (int, float)) for v in data.values())
+    # `dvc plots show`: every run's training curve, no file it cannot load
+    plots = json.loads(run("dvc plots show --json", root).stdout)
+    assert "errors" not in plots
+    assert sorted(plots["data"]) == sorted(f"results/{DATASET}/{r}/train_curve.tsv" for r in RUNS)
+    values = plots["data"][f"results/{DATASET}/gaitset-triplet/train_curve.tsv"][0]["content"]["data"]["values"]
+    assert [int(v["iteration"]) for v in values] == [1, 2, 3, 4] and all(float(v["total"]) >= 0 for v in values)
     # recorded in DVC at the end of the Snakemake run: nothing to reproduce
     assert _dvc_changed(root) == set()
     assert "Data and pipelines are up to date" in run("dvc repro --dry", root).stdout

@@ -189,3 +189,14 @@ def evaluate(
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, metrics)
     return metrics
+
+
+def summary(metrics: dict) -> dict[str, float]:
+    """A metrics file's headline numbers, flat and rounded (rank-1 per condition and their mean, the
+    further ranks, the retrieval figures): the columns of `dvc metrics show` and `dvc exp show`,
+    where the per-view entries of metrics.json would be hundreds of columns."""
+    flat = figures(metrics)
+    rank1 = [v for k, v in flat.items() if k.startswith("rank1/")]
+    if len(rank1) > 1:
+        flat["rank1/mean"] = sum(rank1) / len(rank1)
+    return {k: round(float(v), 4) for k, v in flat.items()}

@@ -6,6 +6,7 @@ rule evaluate:
     output:
         metrics=gw.METRICS,
         plot=gw.VIEW_PLOT,
+        summary=gw.SUMMARY,
     log:
         "logs/evaluate/{dataset}/{backbone}-{recipe}.log",
     benchmark:

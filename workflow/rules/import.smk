@@ -24,6 +24,7 @@ rule evaluate_imported:
     output:
         metrics=gw.IMPORTED_METRICS,
         plot=gw.IMPORTED_VIEW_PLOT,
+        summary=gw.IMPORTED_SUMMARY,
     log:
         "logs/evaluate/{dataset}/{name}.log",
     benchmark:

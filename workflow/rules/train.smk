@@ -3,7 +3,8 @@ rule train:
     input:
         produced(gw.PACKED, "preprocess"),
     output:
-        directory(gw.RUN),
+        run=directory(gw.RUN),
+        curve=gw.CURVE,
     log:
         "logs/train/{dataset}/{backbone}-{recipe}.log",
     benchmark:
@@ -19,5 +20,5 @@ rule train:
         identity=identity("train"),
     shell:
         "OMP_NUM_THREADS={threads} gaitflow train --params {params.file} --dataset {wildcards.dataset} "
-        "--backbone {wildcards.backbone} --recipe {wildcards.recipe} --data {input} --out {output} "
-        "--restart --quiet > {log} 2>&1"
+        "--backbone {wildcards.backbone} --recipe {wildcards.recipe} --data {input} --out {output.run} "
+        "--curve {output.curve} --restart --quiet > {log} 2>&1"
