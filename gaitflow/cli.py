@@ -407,7 +407,7 @@ def cmd_tables(args) -> int:
     files += [results_dir / n / layout.METRICS_FILE for n in params["imported"]]
     results = [load_result(f) for f in files]
     out = Path(args.out or layout.TABLES.format(dataset=name))
-    tables = write_tables(results, params["recipes"], out, name)
+    tables = write_tables(results, params["recipes"], out, name, params["intervals"])
     rows = sum(len(t.rows) for group in tables.values() for t in group)
     print(f"tables {name}: {len(results)} methods, {rows} table rows -> {out}")
     return 0

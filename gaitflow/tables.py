@@ -25,8 +25,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from gaitflow.errors import GaitflowError
 from gaitflow.losses import registry
+from gaitflow.stats import MEAN, Bootstrap, Estimate, verdict
 from gaitflow.workflow import VIEW_PLOT_FILE
 
 VARIANTS = ("base", "+D", "+G", "++")
@@ -47,6 +50,10 @@ class Result:
     partition: dict = field(default_factory=dict)  # the split it was scored on (gaitflow.data.partition)
     extra: dict[str, float] = field(default_factory=dict)  # further figures, after the Mean (rank-5, ...)
     label: str | None = None  # an imported model's row name (params `imported`), e.g. "GaitGL (OpenGait zoo)"
+    seed: int | None = None  # the training seed (None: the baseline, an imported model)
+    runs: list[dict] = field(default_factory=list)  # per seed: what the bootstrap reads (hits, views)
+    replicates: dict = field(default_factory=dict)  # column -> bootstrap replicates (gaitflow.stats)
+    intervals: dict = field(default_factory=dict)  # column -> (low, high)
 
     @property
     def name(self) -> str:
@@ -63,9 +70,30 @@ class Table:
     row_headers: list[str]
     columns: list[str]
     rows: list[tuple[tuple[str, ...], list[tuple[float | None, str | None]]]] = field(default_factory=list)
+    intervals: dict = field(default_factory=dict)  # (labels, column) -> (low, high)
+    verdicts: dict = field(default_factory=dict)  # labels -> verdict text (the claims table's last column)
+    differences: bool = False  # cells are differences: signed, marked * where the interval excludes zero
 
-    def add(self, labels: tuple[str, ...], values: list[float | None], run_id: str | None) -> None:
+    def add(self, labels: tuple[str, ...], values: list, run_id: str | None, intervals: list | None = None) -> None:
         self.rows.append((labels, [(v, run_id) for v in values]))
+        for col, interval in zip(self.columns, intervals or []):
+            if interval is not None:
+                self.intervals[(labels, col)] = interval
+
+    def cell(self, labels: tuple[str, ...], col: str, value: float | None) -> str:
+        """A cell as text: the value, its interval in brackets, and * for a difference whose interval
+        excludes zero."""
+        if col == "verdict":
+            return self.verdicts.get(labels, "-")
+        if value is None:
+            return "-"
+        text = f"{value:+.1f}" if self.differences else f"{value:.1f}"
+        interval = self.intervals.get((labels, col))
+        if interval is None:
+            return text
+        low, high = interval
+        mark = "*" if self.differences and (low > 0 or high < 0) else ""
+        return f"{text} [{low:.1f}, {high:.1f}]{mark}"
 
 
 def load_result(path: Path) -> Result:
@@ -84,6 +112,8 @@ def load_result(path: Path) -> Result:
             partition=m.get("partition") or {},
             extra={f"{c} R{k[4:]}": v for k, by in m.items() if _is_rank_k(k) for c, v in by.items()},
             label=m.get("label"),
+            seed=m.get("seed"),
+            runs=[{k: m[k] for k in ("hits", "views", "identical_views") if k in m}],
         )
     except FileNotFoundError:
         raise GaitflowError(f"{path}: not found; evaluate the run first (gaitflow evaluate)") from None
@@ -209,6 +239,12 @@ def _summary(r: Result, conds: list[str], extras: list[str] | None = None) -> li
     return values + averaged + [r.extra.get(k) for k in (extras or [])]
 
 
+def _intervals(r: Result, conds: list[str], extras: list[str] | None = None) -> list:
+    """The intervals of ``_summary``'s cells (None where there is none: further ranks, retrieval)."""
+    averaged = [r.intervals.get(MEAN)] if len(conds) > 1 and r.kind == "cross-view" else []
+    return [r.intervals.get(c) for c in conds] + averaged + [None] * len(extras or [])
+
+
 def per_view_table(results: list[Result]) -> Table:
     views = sorted({v for r in results for c in r.per_view.values() for v in c}, key=lambda v: float(v))
     table = Table(
@@ -220,10 +256,13 @@ def per_view_table(results: list[Result]) -> Table:
     for r in results:
         rows = {c: [r.per_view[c].get(v) for v in views] for c in r.per_view}
         for c, values in rows.items():
-            table.add((r.name, c), values + [mean(values)], r.run_id)
+            intervals = [r.intervals.get((c, v)) for v in views] + [r.intervals.get(c)]
+            table.add((r.name, c), values + [mean(values)], r.run_id, intervals)
         if len(rows) > 1:
             values = [mean(rows[c][i] for c in rows) for i in range(len(views))]
-            table.add((r.name, "Mean"), values + [mean(values)], r.run_id)
+            table.add(
+                (r.name, "Mean"), values + [mean(values)], r.run_id, [None] * len(views) + [r.intervals.get(MEAN)]
+            )
     return table
 
 
@@ -237,10 +276,10 @@ def variants_table(results: list[Result], recipes: dict) -> Table:
     )
     for r in results:
         if r.recipe is None and r.label is None:  # the GEI baseline heads the table
-            table.add((r.method, "-", "baseline"), _summary(r, conds, extras), r.run_id)
+            table.add((r.method, "-", "baseline"), _summary(r, conds, extras), r.run_id, _intervals(r, conds, extras))
     for r in results:
         if r.label is not None:  # then the models trained elsewhere, imported (params `imported`)
-            table.add((r.label, "-", "imported"), _summary(r, conds, extras), r.run_id)
+            table.add((r.label, "-", "imported"), _summary(r, conds, extras), r.run_id, _intervals(r, conds, extras))
     rows = []
     for r in results:
         spec = recipes.get(r.recipe or "")
@@ -248,7 +287,9 @@ def variants_table(results: list[Result], recipes: dict) -> Table:
             continue
         rows.append(((r.backbone, base_loss(spec), VARIANTS.index(gaitmpl_variant(spec))), r, spec))
     for (backbone, base, _), r, spec in sorted(rows, key=lambda x: x[0]):
-        table.add((backbone, base, gaitmpl_variant(spec)), _summary(r, conds, extras), r.run_id)
+        table.add(
+            (backbone, base, gaitmpl_variant(spec)), _summary(r, conds, extras), r.run_id, _intervals(r, conds, extras)
+        )
     return table
 
 
@@ -273,11 +314,11 @@ def waveloss_tables(results: list[Result], recipes: dict) -> list[Table]:
     for r, s in sorted(plain, key=lambda x: (x[0].backbone, base_loss(x[1]), waveloss_fusion(x[1]), l_schedule(x[1]))):
         key = (r.backbone, base_loss(s))
         if key in with_wave:  # a base loss that also ran with Waveloss: its post-fusion row belongs here
-            fusion.add((*key, waveloss_fusion(s)), _summary(r, conds, extras), r.run_id)
+            fusion.add((*key, waveloss_fusion(s)), _summary(r, conds, extras), r.run_id, _intervals(r, conds, extras))
         if waveloss_fusion(s) == "norm":
-            schedule.add((*key, l_schedule(s)), _summary(r, conds, extras), r.run_id)
+            schedule.add((*key, l_schedule(s)), _summary(r, conds, extras), r.run_id, _intervals(r, conds, extras))
     for r, s in sorted(plain, key=lambda x: (x[0].backbone, loss_label(x[1]))):
-        ablation.add((r.backbone, loss_label(s)), _summary(r, conds, extras), r.run_id)
+        ablation.add((r.backbone, loss_label(s)), _summary(r, conds, extras), r.run_id, _intervals(r, conds, extras))
     return [fusion, schedule, ablation]
 
 
@@ -302,27 +343,263 @@ def formulations_table(results: list[Result], recipes: dict) -> Table:
             continue
         for form in ("intended", "as_printed"):
             for r, spec in by_form[form]:
-                table.add((backbone, loss_label(spec), f"{form} ({r.recipe})"), _summary(r, conds, extras), r.run_id)
+                table.add(
+                    (backbone, loss_label(spec), f"{form} ({r.recipe})"),
+                    _summary(r, conds, extras),
+                    r.run_id,
+                    _intervals(r, conds, extras),
+                )
     return table
 
 
-def build_tables(results: list[Result], recipes: dict) -> dict[str, list[Table]]:
-    """Every table, grouped by the file it is written to."""
+# --- uncertainty: seeds combined, bootstrap intervals, paired differences, the papers' claims
+
+
+def combine(results: list[Result]) -> list[Result]:
+    """One Result per method: the seeds of a trained run averaged (each figure the mean over seeds),
+    their per-seed hits kept for the bootstrap. Order: first appearance."""
+    groups: dict[tuple, list[Result]] = {}
+    for r in results:
+        key = (r.backbone, r.recipe, r.label) if r.recipe is not None else (r.method, None, r.label)
+        groups.setdefault(key, []).append(r)
+    out = []
+    for members in groups.values():
+        members = sorted(members, key=lambda r: (r.seed is None, r.seed or 0))
+        first = members[0]
+        if len(members) == 1:
+            out.append(first)
+            continue
+
+        def avg(get, members=members):
+            keys = list(dict.fromkeys(k for m in members for k in get(m)))
+            return {k: mean(get(m).get(k) for m in members) for k in keys}
+
+        per_view = {c: avg(lambda m, c=c: m.per_view.get(c, {})) for c in first.per_view}
+        out.append(
+            Result(
+                method=first.method,
+                backbone=first.backbone,
+                recipe=first.recipe,
+                rank1=avg(lambda m: m.rank1),
+                per_view=per_view,
+                run_id=first.run_id,
+                kind=first.kind,
+                partition=first.partition,
+                extra=avg(lambda m: m.extra),
+                label=first.label,
+                seed=first.seed,
+                runs=[run for m in members for run in m.runs],
+            )
+        )
+    return out
+
+
+def attach_intervals(results: list[Result], settings: dict | None = None) -> Bootstrap | None:
+    """Bootstrap replicates and intervals for every result (in place), on shared replicates."""
+    settings = {**BOOTSTRAP, **(settings or {})}
+    ids = sorted(
+        {s for r in results for run in r.runs for rec in run.get("hits", {}).values() for s in rec["subjects"]}
+    )
+    if not ids or not settings["replicates"]:
+        return None
+    boot = Bootstrap(
+        ids, max(len(r.runs) for r in results), settings["replicates"], settings["level"], settings["seed"]
+    )
+    for r in results:
+        r.replicates = boot.replicates(r.runs)
+        observed = {**r.rank1, **{(c, v): x for c, by in r.per_view.items() for v, x in by.items()}}
+        if len(r.rank1) > 1 and r.kind == "cross-view":
+            observed[MEAN] = mean(r.rank1.values())
+        for col, reps in r.replicates.items():
+            est = boot.estimate(observed.get(col), reps)
+            if est.low is not None:
+                r.intervals[col] = (est.low, est.high)
+    return boot
+
+
+def _kind(spec: dict) -> dict:
+    """What a recipe is, for pairing variants with their base: base loss, +DRPL, +GSAM, fusion, l."""
+    return {
+        "base": base_loss(spec),
+        "drpl": "drpl" in spec,
+        "gsam": "gsam" in spec,
+        "fusion": waveloss_fusion(spec),
+        "l": l_schedule(spec),
+        "plain": all(c in base_losses() for c in spec),
+    }
+
+
+def _trained(results: list[Result], recipes: dict) -> list[tuple[Result, dict]]:
+    return [
+        (r, _kind(recipes[r.recipe]))
+        for r in results
+        if r.recipe in recipes and formulation(recipes[r.recipe]) == "intended"
+    ]
+
+
+def _difference(boot: Bootstrap, a: Result, b: Result, col: str) -> Estimate:
+    """a - b at column ``col``, with the paired interval (the same replicates for both)."""
+    va, vb = _observed(a, col), _observed(b, col)
+    value = None if va is None or vb is None else va - vb
+    if col in a.replicates and col in b.replicates:
+        return boot.estimate(value, a.replicates[col] - b.replicates[col])
+    return Estimate(value)
+
+
+def _observed(r: Result, col: str) -> float | None:
+    return mean(r.rank1.values()) if col == MEAN else r.rank1.get(col)
+
+
+def differences_table(results: list[Result], recipes: dict, boot: Bootstrap | None) -> Table:
+    """Every variant minus its base (the recipe of its base loss alone), same backbone: paired intervals."""
+    conds, _, _ = _columns(results)
+    cols = conds + ([MEAN] if _with_mean(results, conds) else [])
+    table = Table(
+        "differences",
+        "Each variant minus its base, same backbone (rank-1 points; paired 95% interval; * excludes zero)",
+        ["backbone", "loss", "base"],
+        cols,
+        differences=True,
+    )
+    runs = _trained(results, recipes)
+    for r, kind in sorted(runs, key=lambda x: (x[0].backbone, loss_label(recipes[x[0].recipe]))):
+        if kind["plain"]:
+            continue
+        base = next((b for b, k in runs if b.backbone == r.backbone and k["plain"] and k["base"] == kind["base"]), None)
+        if base is None:
+            continue
+        estimates = [_difference(boot, r, base, c) if boot else Estimate(None) for c in cols]
+        table.add(
+            (r.backbone, loss_label(recipes[r.recipe]), base.recipe),
+            [e.value for e in estimates],
+            r.run_id,
+            [(e.low, e.high) if e.low is not None else None for e in estimates],
+        )
+    return table
+
+
+# The papers' claims the grid can test: (paper, claim, variant, base, column); variant and base
+# are predicates on what a recipe is (_kind), both runs on the same backbone and base loss. A
+# column "CL-gain" compares the variant's gain on CL with its largest gain on another condition.
+CLAIMS = [
+    ("GaitMPL", "DRPL improves the baseline", lambda k: k["drpl"] and not k["gsam"], lambda k: k["plain"], MEAN),
+    ("GaitMPL", "GSAM improves the baseline", lambda k: k["gsam"] and not k["drpl"], lambda k: k["plain"], MEAN),
+    ("GaitMPL", "GSAM adds to DRPL", lambda k: k["gsam"] and k["drpl"], lambda k: k["drpl"] and not k["gsam"], MEAN),
+    (
+        "GaitMPL",
+        "DRPL and GSAM together improve the baseline",
+        lambda k: k["gsam"] and k["drpl"],
+        lambda k: k["plain"],
+        MEAN,
+    ),
+    (
+        "GaitMPL",
+        "The gain of DRPL is largest on CL",
+        lambda k: k["drpl"] and not k["gsam"],
+        lambda k: k["plain"],
+        "CL-gain",
+    ),
+    (
+        "Waveloss",
+        "Norm-fusion beats post-fusion",
+        lambda k: k["fusion"] == "norm" and not k["drpl"] and not k["gsam"] and k["l"].startswith("dynamic"),
+        lambda k: k["plain"],
+        MEAN,
+    ),
+    (
+        "Waveloss",
+        "Norm-fusion beats pre-fusion",
+        lambda k: k["fusion"] == "norm" and k["l"].startswith("dynamic"),
+        lambda k: k["fusion"] == "pre",
+        MEAN,
+    ),
+    (
+        "Waveloss",
+        "A dynamic exponent beats a static one",
+        lambda k: k["fusion"] == "norm" and k["l"].startswith("dynamic"),
+        lambda k: k["fusion"] == "norm" and k["l"].startswith("static"),
+        MEAN,
+    ),
+    (
+        "Waveloss",
+        "The full Waveloss beats circle loss alone",
+        lambda k: k["base"] == "circle" and k["fusion"] == "norm" and k["l"].startswith("dynamic"),
+        lambda k: k["base"] == "circle" and k["plain"],
+        MEAN,
+    ),
+]
+
+
+def _gain_on_cl(boot: Bootstrap, variant: Result, base: Result) -> Estimate:
+    """(variant - base) on CL minus the largest (variant - base) on the other conditions."""
+    others = [c for c in variant.rank1 if c != "CL" and c in base.rank1]
+    if "CL" not in variant.rank1 or "CL" not in base.rank1 or not others:
+        return Estimate(None)
+    gain = {c: variant.rank1[c] - base.rank1[c] for c in [*others, "CL"]}
+    value = gain["CL"] - max(gain[c] for c in others)
+    cols = [*others, "CL"]
+    if not all(c in variant.replicates and c in base.replicates for c in cols):
+        return Estimate(value)
+    reps = {c: variant.replicates[c] - base.replicates[c] for c in cols}
+    return boot.estimate(value, reps["CL"] - np.max(np.stack([reps[c] for c in others]), 0))
+
+
+def claims_table(results: list[Result], recipes: dict, boot: Bootstrap | None) -> Table:
+    """Each claim the grid can test, per backbone: the measured difference, its paired interval and a
+    verdict (supported, contradicted, inconclusive at this sample size); claims without runs: not tested."""
+    table = Table(
+        "claims",
+        "The papers' claims on this data (rank-1 points, mean over conditions unless stated; paired 95% interval)",
+        ["paper", "claim", "backbone", "variant vs base"],
+        ["difference", "verdict"],
+        differences=True,
+    )
+    runs = _trained(results, recipes)
+    for paper, claim, is_variant, is_base, col in CLAIMS:
+        found = False
+        for r, kind in sorted(runs, key=lambda x: (x[0].backbone, x[0].recipe)):
+            if not is_variant(kind):
+                continue
+            for b, bkind in runs:
+                same = b.backbone == r.backbone and bkind["base"] == kind["base"] and b is not r
+                if not same or not is_base(bkind):
+                    continue
+                if col == "CL-gain":
+                    est = _gain_on_cl(boot, r, b) if boot else Estimate(None)
+                else:
+                    est = _difference(boot, r, b, col) if boot else Estimate(_observed(r, col))
+                labels = (paper, claim, r.backbone, f"{r.recipe} vs {b.recipe}")
+                interval = (est.low, est.high) if est.low is not None else None
+                table.add(labels, [est.value, None], r.run_id, [interval, None])
+                table.verdicts[labels] = verdict(est) if est.value is not None else "not tested"
+                found = True
+        if not found:
+            labels = (paper, claim, "-", "not in the grid")
+            table.add(labels, [None, None], None)
+            table.verdicts[labels] = "not tested"
+    return table
+
+
+BOOTSTRAP = {"replicates": 1000, "level": 0.95, "seed": 0}
+
+
+def build_tables(results: list[Result], recipes: dict, bootstrap: dict | None = None) -> dict[str, list[Table]]:
+    """Every table, grouped by the file it is written to. Seeds of one method are combined first;
+    every cell gets its bootstrap interval (``bootstrap``: replicates, level, seed)."""
+    results = combine(results)
+    boot = attach_intervals(results, bootstrap)
     trained = [r for r in results if r.recipe is not None]
     by_view = [r for r in results if r.per_view]
     return {
         **({"per_view": [per_view_table(by_view)]} if by_view else {}),
-        "variants": [variants_table(results, recipes)],
+        "variants": [variants_table(results, recipes), differences_table(trained, recipes, boot)],
         "waveloss": waveloss_tables(trained, recipes),
         "formulations": [formulations_table(trained, recipes)],
+        "claims": [claims_table(trained, recipes, boot)],
     }
 
 
 # --- rendering ----------------------------------------------------------------
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
 
 
 def to_markdown(table: Table) -> str:
@@ -339,7 +616,8 @@ def to_markdown(table: Table) -> str:
         shown = [
             ("" if i < len(previous) and previous[: i + 1] == labels[: i + 1] else lab) for i, lab in enumerate(labels)
         ]
-        lines.append("| " + " | ".join([*shown, *(_fmt(v) for v, _ in cells)]) + " |")
+        text = [table.cell(labels, col, v) for col, (v, _) in zip(table.columns, cells)]
+        lines.append("| " + " | ".join([*shown, *text]) + " |")
         previous = labels
     if not table.rows:
         lines.append("| " + " | ".join(["(no runs of this kind in the grid)"] + [""] * (len(head) - 1)) + " |")
@@ -373,7 +651,8 @@ def to_latex(table: Table) -> str:
         r"\midrule",
     ]
     for labels, cells in table.rows:
-        lines.append(" & ".join([*(_tex(x) for x in labels), *(_fmt(v) for v, _ in cells)]) + r" \\")
+        text = [_tex(table.cell(labels, col, v)) for col, (v, _) in zip(table.columns, cells)]
+        lines.append(" & ".join([*(_tex(x) for x in labels), *text]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
@@ -382,12 +661,21 @@ def to_csv(tables: list[Table]) -> str:
     """Long format: one line per cell, with the MLflow run it comes from."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["table", "row", "column", "rank1", "mlflow_run_id"])
+    writer.writerow(["table", "row", "column", "rank1", "low", "high", "mlflow_run_id"])
     for t in tables:
         for labels, cells in t.rows:
             for col, (value, run_id) in zip(t.columns, cells):
+                low, high = t.intervals.get((labels, col), ("", ""))
                 writer.writerow(
-                    [t.name, " / ".join(labels), col, "" if value is None else round(value, 4), run_id or ""]
+                    [
+                        t.name,
+                        " / ".join(labels),
+                        col,
+                        "" if value is None else round(value, 4),
+                        low if low == "" else round(low, 4),
+                        high if high == "" else round(high, 4),
+                        run_id or "",
+                    ]
                 )
     return out.getvalue()
 
@@ -409,14 +697,16 @@ def _split_line(results: list[Result]) -> list[str]:
     return sorted(lines)
 
 
-def write_tables(results: list[Result], recipes: dict, out: Path, dataset: str) -> dict[str, list[Table]]:
+def write_tables(
+    results: list[Result], recipes: dict, out: Path, dataset: str, intervals: dict | None = None
+) -> dict[str, list[Table]]:
     """Write every table and plot into ``out``, replacing it whole (never half-written)."""
     from gaitflow.data.archive import replace_path
     from gaitflow.plots import ablation_bars, rank1_by_view
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tables = build_tables(results, recipes)
+    tables = build_tables(results, recipes, intervals)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
         staging = Path(tmp) / out.name
         staging.mkdir()

@@ -94,7 +94,7 @@ STEP_PARAMS = {
     "baseline": ("baseline", "protocols"),
     "train": ("seed", "train", "backbones.{backbone}", "recipes.{recipe}"),
     "evaluate": ("evaluate", "protocols"),
-    "tables": ("grid", "recipes", "imported"),
+    "tables": ("grid", "recipes", "imported", "intervals"),
     "import": ("imported.{name}",),
 }
 

@@ -62,7 +62,7 @@ def test_per_view_has_nm_bg_cl_and_mean_rows_per_method(results):
 
 
 def test_variants_table_is_base_d_g_plusplus_per_backbone_after_the_baseline(results):
-    (table,) = build_tables(results, RECIPES)["variants"]
+    table = build_tables(results, RECIPES)["variants"][0]
     labels = [labels for labels, _ in table.rows]
     assert labels[0] == ("gei-baseline", "-", "baseline")
     gaitpart = [lab for lab in labels if lab[0] == "gaitpart"]
@@ -128,7 +128,7 @@ def test_every_csv_cell_names_its_mlflow_run(results):
 
 
 def test_markdown_and_latex_render_every_row(results):
-    (table,) = build_tables(results, RECIPES)["variants"]
+    table = build_tables(results, RECIPES)["variants"][0]
     md = to_markdown(table)
     assert md.count("\n|") == len(table.rows) + 2
     assert "| gaitset | ce | base |" in md  # a block starts with its labels,
@@ -161,7 +161,11 @@ def test_gaitflow_tables_writes_every_file_from_results(project, results):
     assert main(["tables", "--quiet", *sets]) == 0
     out = project / "results" / "tables" / "casiab-syn"
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"{t}.{e}" for t in ("per_view", "variants", "waveloss", "formulations") for e in ("md", "csv", "tex")]
+        [
+            f"{t}.{e}"
+            for t in ("per_view", "variants", "waveloss", "formulations", "claims")
+            for e in ("md", "csv", "tex")
+        ]
         + ["tables.md", "rank1_by_view.png", "ablation.png"]
     )
     assert "(no runs of this kind in the grid)" in (out / "formulations.md").read_text()
@@ -210,7 +214,7 @@ def test_each_protocol_keeps_its_own_figures_in_the_tables(tmp_path):
         paths.append(tmp_path / method / "metrics.json")
     results = [load_result(p) for p in paths]
     tables = write_tables(results, {"triplet": {"triplet": {}}}, tmp_path / "tables", "gait3d")
-    (variants,) = tables["variants"]
+    variants = tables["variants"][0]
     assert variants.columns == ["rank1", "rank5", "rank10", "mAP", "mINP"] and "per_view" not in tables
     text = (tmp_path / "tables" / "tables.md").read_text()
     assert "Split: data/raw/Gait3D.json; 3000 training and 1000 test identities, 1000 probe sequences." in text
@@ -223,7 +227,7 @@ def test_each_protocol_keeps_its_own_figures_in_the_tables(tmp_path):
         "per_view": {"NM": {}, "BG": {}},
     }
     r = load_result(_write(tmp_path / "s.json", sustech))
-    (variants,) = build_tables([r], {})["variants"]
+    variants = build_tables([r], {})["variants"][0]
     assert variants.columns == ["NM", "BG", "Mean", "NM R5", "BG R5"]
     assert [v for v, _ in variants.rows[0][1]] == [90.0, 70.0, 80.0, 99.0, 90.0]
 

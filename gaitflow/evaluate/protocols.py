@@ -80,6 +80,7 @@ def cross_view_rank1(
         "per_view": {},
         "matrix": {},
         "probes": {},
+        "hits": {},
     }
     for name, setting in probe_sets.items():
         probe_types, own_gallery = probe_setting(setting)
@@ -98,6 +99,7 @@ def cross_view_rank1(
         result["per_view"][name] = per_view
         result["matrix"][name] = matrix
         result["probes"][name] = int(len(probe))
+        result["hits"][name] = hit_record(hit, probe, gal, groups, subjects, views, no_gallery)
         for k in (k for k in ranks if k != 1):
             top = nearest_in_groups(embeddings, embeddings, groups, metric, probe_rows=probe, gallery_rows=gal, k=k)
             ids = subjects[gal][np.maximum(top, 0)]
@@ -106,6 +108,25 @@ def cross_view_rank1(
                 hit_k, probe, gal, groups, subjects, views, all_views, no_gallery, identical_views
             )[0]
     return result
+
+
+def hit_record(hit, probe, gal, groups, subjects, views, no_gallery) -> dict:
+    """Each probe's rank-1 hits against every gallery view, compactly: its identity, its view and a
+    string with one character per gallery view (``1`` hit, ``0`` miss, ``x`` not counted: no gallery
+    there). Enough to recompute the condition's rank-1 under any reweighting of the identities,
+    which is what the tables' bootstrap intervals do (gaitflow.stats)."""
+    counted = np.ones(hit.shape, bool)
+    for b, group in enumerate(groups):
+        if not len(group):
+            counted[:, b] = False
+        elif no_gallery == "exclude":
+            counted[:, b] &= np.isin(subjects[probe], subjects[gal][group])
+    marks = np.where(counted, np.where(hit, "1", "0"), "x")
+    return {
+        "subjects": subjects[probe].tolist(),
+        "views": views[probe].tolist(),
+        "hits": ["".join(row) for row in marks],
+    }
 
 
 def _view_scores(hit, probe, gal, groups, subjects, views, all_views, no_gallery, identical_views):

@@ -175,6 +175,7 @@ def evaluate(
         **({"label": config["label"], "imported": config["imported"]} if "imported" in config else {}),
         "backbone": config["backbone"],
         "recipe": config["recipe"],
+        **({"seed": config["seed"]} if config.get("seed") is not None else {}),
         "trained_on": config["dataset"],
         "evaluated_on": eval_name,
         "protocol": protocol_name,
