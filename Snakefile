@@ -1,7 +1,7 @@
 # gaitflow: `snakemake --cores all` rebuilds every result from raw silhouettes.
 #
 #   synth (synthetic datasets) -> preprocess -> train (every dataset x backbone x
-#   recipe of params.yaml's grid) -> evaluate -> tables, with the GEI baseline
+#   recipe x seed of params.yaml's grid) -> evaluate -> tables, with the GEI baseline
 #   and the models of params `imported` (import -> evaluate) as further rows
 #
 # The rules are thin: each runs one `gaitflow` subcommand (workflow/rules/).

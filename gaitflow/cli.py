@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--backbone", required=True, help="a backbone from params.yaml backbones")
     p.add_argument("--recipe", required=True, help="a loss recipe from params.yaml recipes")
+    p.add_argument("--seed", type=int, help="the training seed (default: params `seed`)")
     p.add_argument("--data", help=f"packed dataset folder (default: {_at(layout.PACKED)})")
     p.add_argument("--out", help=f"run folder (default: {_at(layout.RUN)})")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="force a device (default: params train.device)")
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--backbone", help="the run's backbone (with --recipe)")
     which.add_argument("--imported", metavar="NAME", help="an imported model of params `imported` instead")
     p.add_argument("--recipe", help="the run's loss recipe (with --backbone)")
+    p.add_argument("--seed", type=int, help="the run's training seed (default: params `seed`)")
     p.add_argument("--run", help=f"run folder (default: {_at(layout.RUN)} or {_at(layout.IMPORTED_RUN)})")
     p.add_argument("--eval-dataset", help="evaluate on another dataset's test set and protocol (cross-dataset)")
     p.add_argument("--data", help="packed dataset folder of the evaluation dataset")
@@ -245,29 +247,36 @@ def cmd_train(args) -> int:
     from gaitflow.train import distributed, run_config, train
 
     data = Path(args.data or layout.PACKED.format(dataset=name))
-    out = Path(args.out or layout.RUN.format(dataset=name, backbone=args.backbone, recipe=args.recipe))
-    config = run_config(params, name, args.backbone, args.recipe)
+    seed = params["seed"] if args.seed is None else args.seed
+    method = layout.METHOD.format(backbone=args.backbone, recipe=args.recipe, seed=seed)
+    out = Path(args.out or layout.RUN.format(dataset=name, backbone=args.backbone, recipe=args.recipe, seed=seed))
+    config = run_config(params, name, args.backbone, args.recipe, seed)
     rank = distributed()[0]
     tracker = tracking.Tracker(tracking.tracking_uri(params), params["tracking"]["enabled"] and rank == 0)
     previous = tracking.saved_run(out)
-    if previous and (out / CHECKPOINT).exists() and not args.restart:
+    resuming = bool(previous and (out / CHECKPOINT).exists() and not args.restart)
+    if resuming:
         tracker.attach(previous["run_id"])  # a resumed run goes on logging into its own MLflow run
     else:
         tracker.start(
             name,
-            f"{args.backbone}-{args.recipe}",
+            method,
             {**config, "partition": partition_in_force(data)},
             {
                 "backbone": args.backbone,
                 "recipe": args.recipe,
+                "seed": str(seed),
                 "dataset": name,
                 "data_version": tracking.data_version(data) if data.exists() else "missing",
                 **tracking.git_state(),
             },
         )
+        if data.exists():
+            tracker.log_dataset(name, data, "training")
     out.mkdir(parents=True, exist_ok=True)
     if rank == 0:
         tracker.save(out)
+    tracker.monitor_system(resume=resuming)
     try:
         summary = train(
             params,
@@ -281,6 +290,7 @@ def cmd_train(args) -> int:
             progress=not args.quiet,
             on_log=lambda rec: tracker.log_metrics(rec, rec["iteration"]),
             init_from=Path(args.init_from) if args.init_from else None,
+            seed=seed,
         )
     except BaseException:
         tracker.end("FAILED")
@@ -312,7 +322,7 @@ def cmd_train(args) -> int:
     loss = f", final loss {last['total']:.4f}" if "total" in last else ""
     resumed = f" (resumed from iteration {summary['resumed_from']})" if summary["resumed_from"] else ""
     print(
-        f"train {args.backbone}-{args.recipe} on {name}: {summary['iterations']} iterations on "
+        f"train {method} on {name}: {summary['iterations']} iterations on "
         f"{summary['device']}{resumed}{loss} -> {summary['checkpoint']}"
     )
     return 0
@@ -336,10 +346,12 @@ def cmd_evaluate(args) -> int:
     else:
         if not args.recipe:
             raise GaitflowError("evaluate --backbone: give the run's --recipe too")
-        run = Path(args.run or layout.RUN.format(dataset=name, backbone=args.backbone, recipe=args.recipe))
+        seed = params["seed"] if args.seed is None else args.seed
+        run = Path(args.run or layout.RUN.format(dataset=name, backbone=args.backbone, recipe=args.recipe, seed=seed))
         suffix = "" if eval_name == name else f"@{name}"  # trained elsewhere: the training dataset in the name
-        default = layout.METRICS.format(dataset=eval_name, backbone=args.backbone, recipe=args.recipe + suffix)
-        method, tags = f"{args.backbone}-{args.recipe}", {"backbone": args.backbone, "recipe": args.recipe}
+        method = layout.METHOD.format(backbone=args.backbone, recipe=args.recipe, seed=seed)
+        default = f"{layout.RESULTS.format(dataset=eval_name)}/{method}{suffix}/{layout.METRICS_FILE}"
+        tags = {"backbone": args.backbone, "recipe": args.recipe, "seed": str(seed)}
     out = Path(args.out or default)
     metrics = evaluate(params, run, eval_name, eval_spec, data, out, args.device, progress=not args.quiet)
     write_json(out.with_name(layout.SUMMARY_FILE), summary(metrics))  # what `dvc metrics show` reads
@@ -349,6 +361,7 @@ def cmd_evaluate(args) -> int:
         tracker.attach(previous["run_id"])  # evaluation lands in its training run
     else:
         tracker.start(name, method, {}, {**tags, "evaluated_only": "true"})
+        tracker.log_dataset(eval_name, data, "evaluation")
     flat = figures(metrics)
     model_id = (previous or {}).get("model_id")  # the run's logged model: its evaluation shows on it too
     tracker.log_metrics({f"{eval_name}/{k}": v for k, v in flat.items()}, model_id=model_id)

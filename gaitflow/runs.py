@@ -2,7 +2,7 @@
 file names, the model built from the run's configuration, its checkpoint loaded
 safely, and sequences embedded with it.
 
-``models/<dataset>/<backbone>-<recipe>/`` holds ``checkpoint.pt`` (model,
+``models/<dataset>/<backbone>-<recipe>-s<seed>/`` holds ``checkpoint.pt`` (model,
 optimiser, scheduler, loss state, sampler and random states, iteration),
 ``config.yaml`` (the resolved parameters) and ``train.log`` (one JSON line per
 logged iteration). Training writes it; evaluation, and anything later that loads

@@ -36,8 +36,9 @@ from gaitflow.optim import build_optimizer, build_scheduler
 from gaitflow.runs import CHECKPOINT, CONFIG, LOG, build_model, embed, load_checkpoint, resolve_device
 
 
-def run_config(params: dict, dataset: str, backbone: str, recipe: str) -> dict:
-    """Everything that determines a run's result (written to config.yaml, hashed into the checkpoint)."""
+def run_config(params: dict, dataset: str, backbone: str, recipe: str, seed: int | None = None) -> dict:
+    """Everything that determines a run's result (written to config.yaml, hashed into the checkpoint).
+    ``seed``: the training seed (default: params ``seed``)."""
     if recipe not in params["recipes"]:
         raise GaitflowError(
             f"--recipe {recipe!r}: not in params.yaml recipes; expected one of: {', '.join(sorted(params['recipes']))}"
@@ -51,7 +52,7 @@ def run_config(params: dict, dataset: str, backbone: str, recipe: str) -> dict:
         "dataset": dataset,
         "backbone": backbone,
         "recipe": recipe,
-        "seed": params["seed"],
+        "seed": params["seed"] if seed is None else seed,
         "backbone_params": params["backbones"][backbone],
         "recipe_params": params["recipes"][recipe],
         "train": params["train"],
@@ -205,12 +206,13 @@ def train(
     progress: bool = True,
     on_log=None,
     init_from: Path | None = None,
+    seed: int | None = None,
 ) -> dict:
     """Train one run (resuming from out_dir/checkpoint.pt when there is one); returns a summary.
     ``init_from``: a run folder whose weights a fresh run starts from (fine-tuning)."""
     from tqdm import tqdm
 
-    config = run_config(params, dataset, backbone, recipe_name)
+    config = run_config(params, dataset, backbone, recipe_name, seed)
     if init_from is not None:  # part of what the run is: a resume checks it like any parameter
         config["init_from"] = {"run": str(init_from), "sha256": _file_sha(Path(init_from) / CHECKPOINT)}
     cfg = config["train"]

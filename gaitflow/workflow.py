@@ -62,7 +62,7 @@ PACKAGE = Path(__file__).resolve().parent
 
 # Paths, as patterns over the wildcards {dataset}, {backbone}, {recipe}: the one
 # definition of the data/models/results layout (the CLI's defaults come from here).
-METHOD = "{backbone}-{recipe}"  # a run's name: its folder under models/ and results/
+METHOD = "{backbone}-{recipe}-s{seed}"  # a run's name: its folder under models/ and results/
 BASELINE_METHOD = "gei-baseline"
 METRICS_FILE = "metrics.json"
 SUMMARY_FILE = "summary.json"  # beside metrics.json: numbers only, what `dvc metrics` and `dvc exp show` read
@@ -113,13 +113,14 @@ STEP_MODULES = {
 
 
 def runs(params: dict) -> list[dict]:
-    """Every (dataset, backbone, recipe) of the grid, in grid order."""
+    """Every (dataset, backbone, recipe, seed) of the grid, in grid order."""
     grid = params["grid"]
     return [
-        {"dataset": d, "backbone": b, "recipe": r}
+        {"dataset": d, "backbone": b, "recipe": r, "seed": str(s)}
         for d in grid["datasets"]
         for b in grid["backbones"]
         for r in grid["recipes"]
+        for s in grid["seeds"]
     ]
 
 

@@ -52,13 +52,13 @@ def test_a_registered_loss_trains_from_a_params_recipe(project, own_registry):
     assert main(["preprocess", "--quiet", *SETS]) == 0
     for recipe in ("triplet", "triplet+contrastive"):
         assert main(["train", "--quiet", "--backbone", "gaitset", "--recipe", recipe, *SETS]) == 0
-    run = project / "models/casiab-syn/gaitset-triplet+contrastive"
+    run = project / "models/casiab-syn/gaitset-triplet+contrastive-s0"
     log = [json.loads(line) for line in (run / "train.log").read_text().splitlines()]
     assert [r["iteration"] for r in log] == [1, 2, 3, 4]
     for r in log:  # both terms are logged, and the total is their sum (post-fusion)
         assert r["contrastive"] > 0 and r["total"] == pytest.approx(r["triplet"] + r["contrastive"], rel=1e-5)
     assert yaml.safe_load((run / "config.yaml").read_text())["recipe_params"]["contrastive"] == {"margin": 0.5}
-    alone = load_checkpoint(project / "models/casiab-syn/gaitset-triplet/checkpoint.pt")["model"]
+    alone = load_checkpoint(project / "models/casiab-syn/gaitset-triplet-s0/checkpoint.pt")["model"]
     both = load_checkpoint(run / "checkpoint.pt")["model"]
     assert any(not torch.equal(alone[k], both[k]) for k in alone)  # its gradient reached the model
 

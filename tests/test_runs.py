@@ -22,7 +22,7 @@ SETS = as_sets([*TRAIN_TINY, "train.iterations=2", "train.milestones=[1]"])
 def trained(project):
     for step in (["synth"], ["preprocess"], ["train", "--backbone", "gaitpart", "--recipe", "triplet+gsam"]):
         assert main([*step, "--quiet", *SETS]) == 0
-    return project / "models/casiab-syn/gaitpart-triplet+gsam"
+    return project / "models/casiab-syn/gaitpart-triplet+gsam-s0"
 
 
 def test_load_run_returns_the_trained_model_ready_to_embed(trained, project):

@@ -143,7 +143,7 @@ def test_gaitflow_tables_writes_every_file_from_results(project, results):
     recipes = ["triplet", "circle+waveloss"]
     for r in results:
         if r.recipe is None or (r.backbone in ("gaitset",) and r.recipe in recipes):
-            out = root / r.method / "metrics.json"
+            out = root / (f"{r.method}-s0" if r.recipe else r.method) / "metrics.json"
             out.parent.mkdir(parents=True)
             out.write_text(
                 json.dumps(
@@ -170,7 +170,7 @@ def test_gaitflow_tables_writes_every_file_from_results(project, results):
     )
     assert "(no runs of this kind in the grid)" in (out / "formulations.md").read_text()
     # a missing results file is one line naming it, and the tables already written stay
-    (root / "gaitset-triplet" / "metrics.json").unlink()
+    (root / "gaitset-triplet-s0" / "metrics.json").unlink()
     before = (out / "variants.md").read_text()
     assert main(["tables", "--quiet", *sets]) == 2
     assert (out / "variants.md").read_text() == before

@@ -28,11 +28,11 @@ def test_train_and_evaluate_land_in_one_run(project, store):
         assert main([step, "--quiet", *SETS]) == 0
     assert main(["train", "--quiet", "--backbone", "gaitset", "--recipe", "triplet+gsam", *SETS]) == 0
     assert main(["evaluate", "--quiet", "--backbone", "gaitset", "--recipe", "triplet+gsam", *SETS]) == 0
-    run_dir = project / "models/casiab-syn/gaitset-triplet+gsam"
+    run_dir = project / "models/casiab-syn/gaitset-triplet+gsam-s0"
     run_id = json.loads((run_dir / "mlflow.json").read_text())["run_id"]
     client = MlflowClient(store)
     run = client.get_run(run_id)
-    assert run.info.run_name == "gaitset-triplet+gsam" and run.info.status == "FINISHED"
+    assert run.info.run_name == "gaitset-triplet+gsam-s0" and run.info.status == "FINISHED"
     assert client.get_experiment(run.info.experiment_id).name == "gaitflow-casiab-syn"
     assert run.data.params["train.iterations"] == "6" and run.data.params["recipe_params.gsam.tau"] == "0.1"
     # the trained model is a logged model of the run, and its evaluation shows on it
@@ -91,8 +91,8 @@ def test_unreachable_store_warns_once_and_the_run_completes(project, monkeypatch
     assert main(["train", "--quiet", "--backbone", "gaitset", "--recipe", "triplet", *SETS]) == 0
     err = capsys.readouterr().err
     assert err.count("warning: MLflow tracking at http://127.0.0.1:9 is unavailable") == 1
-    assert (project / "models/casiab-syn/gaitset-triplet/checkpoint.pt").exists()
-    assert not (project / "models/casiab-syn/gaitset-triplet/mlflow.json").exists()
+    assert (project / "models/casiab-syn/gaitset-triplet-s0/checkpoint.pt").exists()
+    assert not (project / "models/casiab-syn/gaitset-triplet-s0/mlflow.json").exists()
 
 
 def test_disabled_tracking_does_nothing():

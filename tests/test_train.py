@@ -92,7 +92,7 @@ def test_same_seed_same_weights_and_evaluation(packed):
         )
         == 0
     )
-    metrics = json.loads((packed / "results/casiab-syn/gaitset-triplet+drpl+gsam/metrics.json").read_text())
+    metrics = json.loads((packed / "results/casiab-syn/gaitset-triplet+drpl+gsam-s0/metrics.json").read_text())
     assert set(metrics["rank1"]) == {"NM", "BG", "CL"} and metrics["iterations"] == 6
     assert {"rank1", "rank5", "mAP", "mINP"} <= set(metrics["retrieval"])
 
@@ -168,7 +168,7 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_last_checkpoint(packed, monk
     rc = main(["train", "--quiet", "--backbone", "gaitset", "--recipe", "triplet", *_sets()])
     err = capsys.readouterr().err
     assert rc == 2 and "iteration 3: the loss is not finite (triplet" in err and err.count("\n") == 1
-    assert load_checkpoint(packed / "models/casiab-syn/gaitset-triplet/checkpoint.pt")["iteration"] == 2
+    assert load_checkpoint(packed / "models/casiab-syn/gaitset-triplet-s0/checkpoint.pt")["iteration"] == 2
 
 
 def test_checkpoint_that_would_run_code_is_refused(tmp_path):
@@ -220,7 +220,7 @@ def test_two_processes_under_torchrun_train_with_gloo(packed):
 
 
 def test_evaluate_refuses_a_broken_run_folder(project, capsys):
-    run = project / "models/casiab-syn/gaitset-triplet"
+    run = project / "models/casiab-syn/gaitset-triplet-s0"
     run.mkdir(parents=True)
     (run / "config.yaml").write_text("dataset: casiab-syn\n")
     assert main(["evaluate", "--backbone", "gaitset", "--recipe", "triplet", *_sets()]) == 2
@@ -263,7 +263,7 @@ def test_the_log_holds_each_components_loss_and_gradient_norm(packed, tmp_path):
     from gaitflow.plots import loss_curve
 
     assert main(["train", "--backbone", "gaitset", "--recipe", "triplet+gsam", "--quiet", *_sets()]) == 0
-    log = packed / "models" / "casiab-syn" / "gaitset-triplet+gsam" / "train.log"
+    log = packed / "models" / "casiab-syn" / "gaitset-triplet+gsam-s0" / "train.log"
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(rows) == 6  # log_every=1
     for row in rows:

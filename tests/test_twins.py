@@ -54,7 +54,7 @@ def _run(project, name):
     for step in ("train", "evaluate"):
         assert main([step, "--backbone", "gaitset", "--recipe", "triplet", *args]) == 0, step
     baseline = json.loads((project / f"results/{name}/gei-baseline/metrics.json").read_text())
-    trained = json.loads((project / f"results/{name}/gaitset-triplet/metrics.json").read_text())
+    trained = json.loads((project / f"results/{name}/gaitset-triplet-s0/metrics.json").read_text())
     return PackedDataset(project / f"data/processed/{name}"), baseline, trained
 
 
@@ -87,7 +87,7 @@ def test_gait3d_twin_probes_are_exactly_its_probe_set(project):
 def test_grew_twin_writes_the_submission_file_and_a_labelled_proxy(project):
     data, baseline, trained = _run(project, "grew-syn")
     truth = json.loads((project / "data/raw/grew-syn.probe_ids.json").read_text())
-    for method, metrics in (("gei-baseline", baseline), ("gaitset-triplet", trained)):
+    for method, metrics in (("gei-baseline", baseline), ("gaitset-triplet-s0", trained)):
         lines = (project / f"results/grew-syn/{method}/submission.csv").read_text().splitlines()
         places = min(20, int((data.types == "gallery").sum()))  # 20, fewer only in a gallery this small
         assert lines[0] == "videoId," + ",".join(f"rank{k}" for k in range(1, places + 1))

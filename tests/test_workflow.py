@@ -18,14 +18,19 @@ from gaitflow.config import load_params
 PARAMS = load_params(REPO / "params.yaml")
 
 
-def test_the_grid_expands_to_every_dataset_backbone_recipe():
-    params = load_params(REPO / "params.yaml", ["grid.backbones=[gaitset, gln]", "grid.recipes=[triplet, circle]"])
+def test_the_grid_expands_to_every_dataset_backbone_recipe_seed():
+    sets = ["grid.backbones=[gaitset, gln]", "grid.recipes=[triplet, circle]", "grid.seeds=[0, 3]"]
+    params = load_params(REPO / "params.yaml", sets)
     assert gw.runs(params) == [
-        {"dataset": "casiab-syn", "backbone": b, "recipe": r} for b in ("gaitset", "gln") for r in ("triplet", "circle")
+        {"dataset": "casiab-syn", "backbone": b, "recipe": r, "seed": s}
+        for b in ("gaitset", "gln")
+        for r in ("triplet", "circle")
+        for s in ("0", "3")
     ]
     outs = gw.outputs(params)
-    assert "models/casiab-syn/gln-circle" in outs and "results/tables/casiab-syn" in outs
-    assert "data/raw/casiab-syn.zip" in outs and len([o for o in outs if o.startswith("models/")]) == 4
+    assert {"models/casiab-syn/gln-circle-s0", "models/casiab-syn/gln-circle-s3"} <= outs
+    assert "results/tables/casiab-syn" in outs and "data/raw/casiab-syn.zip" in outs
+    assert len([o for o in outs if o.startswith("models/")]) == 8
 
 
 def test_step_params_are_whole_sections_with_the_run_filled_in():
@@ -188,7 +193,7 @@ def test_snakefile_and_dvc_yaml_have_the_same_outputs_and_commands(project):
     for out, cmd in dvc_outputs.items():
         assert jobs[out] == cmd, out
     names = {name for name, *_ in stages}
-    assert "train@casiab-syn-gaitset-circle+waveloss" in names and "tables@casiab-syn" in names
+    assert "train@casiab-syn-gaitset-circle+waveloss-0" in names and "tables@casiab-syn" in names
 
 
 def test_dvc_stages_read_the_sections_snakemake_tracks(project):
@@ -196,7 +201,7 @@ def test_dvc_stages_read_the_sections_snakemake_tracks(project):
         step, _, item = name.partition("@")
         wildcards = {"dataset": "casiab-syn"}
         if step in ("train", "evaluate"):
-            backbone, recipe = item.removeprefix("casiab-syn-").split("-", 1)
+            backbone, recipe = item.removeprefix("casiab-syn-").rsplit("-", 1)[0].split("-", 1)
             wildcards.update(backbone=backbone, recipe=recipe)
         assert sorted(params) == sorted(k.format(**wildcards) for k in gw.STEP_PARAMS[step]), name
 
@@ -223,8 +228,8 @@ def test_a_configfile_replaces_params_yaml_and_command_line_config_is_refused(pr
     (project / "other.yaml").write_text(yaml.safe_dump(other))
     jobs = _snakemake_jobs(project, "--configfile", "other.yaml")
     assert {o for o in jobs if o.startswith("models/")} == {
-        "models/casiab-syn/gln-triplet",
-        "models/casiab-syn/gln-circle+waveloss",
+        "models/casiab-syn/gln-triplet-s0",
+        "models/casiab-syn/gln-circle+waveloss-s0",
     }
     assert all("--params other.yaml" in cmd for out, cmd in jobs.items() if out.startswith("models/"))
     proc = run("snakemake -n --cores 1 --config seed=3", project, check=False)
@@ -256,8 +261,9 @@ def test_the_papers_params_plan_the_full_grid_on_the_real_casia_b(project):
         for line in out.splitlines()
         if len(line.split()) == 2 and line.split()[1].isdigit()
     }
-    runs = len(papers["grid"]["backbones"]) * len(papers["grid"]["recipes"])
-    assert runs == 96 and counts["train"] == runs and counts["evaluate"] == runs
+    runs = len(papers["grid"]["backbones"]) * len(papers["grid"]["recipes"]) * len(papers["grid"]["seeds"])
+    assert papers["grid"]["seeds"] == [0, 1, 2]  # three seeds of every run
+    assert runs == 288 and counts["train"] == runs and counts["evaluate"] == runs
     assert "synth" not in counts and counts["preprocess"] == 1 and counts["tables"] == 1
 
 

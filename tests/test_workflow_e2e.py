@@ -18,7 +18,7 @@ import yaml
 from conftest import WORKFLOW_TINY, make_workflow_project, run
 
 DATASET = "casiab-syn"
-RUNS = [f"{b}-{r}" for b in ("gaitpart", "gaitset") for r in ("triplet", "circle+waveloss")]
+RUNS = [f"{b}-{r}-s0" for b in ("gaitpart", "gaitset") for r in ("triplet", "circle+waveloss")]
 NO_ENV_URI = {"MLFLOW_TRACKING_URI": ""}  # the params file's store, not one from the environment
 
 
@@ -84,7 +84,7 @@ def test_snakemake_builds_every_table_and_dvc_agrees(built):
     plots = json.loads(run("dvc plots show --json", root).stdout)
     assert "errors" not in plots
     assert sorted(plots["data"]) == sorted(f"results/{DATASET}/{r}/train_curve.tsv" for r in RUNS)
-    values = plots["data"][f"results/{DATASET}/gaitset-triplet/train_curve.tsv"][0]["content"]["data"]["values"]
+    values = plots["data"][f"results/{DATASET}/gaitset-triplet-s0/train_curve.tsv"][0]["content"]["data"]["values"]
     assert [int(v["iteration"]) for v in values] == [1, 2, 3, 4] and all(float(v["total"]) >= 0 for v in values)
     # recorded in DVC at the end of the Snakemake run: nothing to reproduce
     assert _dvc_changed(root) == set()
@@ -114,7 +114,7 @@ def test_every_run_is_in_mlflow_and_linked_from_the_tables(built):
         line.rsplit(",", 1)[1]
         for line in (root / f"results/tables/{DATASET}/variants.csv").read_text().splitlines()[1:]
     }
-    assert {by_name["gaitpart-triplet"].info.run_id, by_name["gaitset-triplet"].info.run_id} <= linked
+    assert {by_name["gaitpart-triplet-s0"].info.run_id, by_name["gaitset-triplet-s0"].info.run_id} <= linked
 
 
 def test_nothing_reruns_after_times_change_or_a_dvc_pull(built, tmp_path):
@@ -145,7 +145,7 @@ def test_a_recipe_change_reruns_that_recipe_only_in_both_front_ends(built):
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     counts = _job_counts(run("snakemake -n --cores 2", root).stdout)
     assert counts == {"train": 2, "evaluate": 2, "tables": 1, "all": 1}
-    changed = {f"train@{DATASET}-{b}-circle+waveloss" for b in ("gaitpart", "gaitset")}
+    changed = {f"train@{DATASET}-{b}-circle+waveloss-0" for b in ("gaitpart", "gaitset")}
     assert {s for s in _dvc_changed(root) if not s.startswith("tables@")} == changed
     # a real `dvc repro` runs exactly those stages and what follows from them
     out = run("dvc repro", root, env=NO_ENV_URI).stdout
@@ -203,7 +203,7 @@ def test_runs_reach_a_real_mlflow_server(tmp_path):
         run("snakemake --cores 2", root, env={"MLFLOW_TRACKING_URI": uri})
         client = MlflowClient(uri)
         runs = client.search_runs([client.get_experiment_by_name(f"gaitflow-{DATASET}").experiment_id])
-        assert sorted(r.info.run_name for r in runs) == ["gaitpart-triplet"]
+        assert sorted(r.info.run_name for r in runs) == ["gaitpart-triplet-s0"]
         (r,) = runs
         assert r.info.status == "FINISHED" and f"{DATASET}/rank1/NM" in r.data.metrics
         assert {"total", "lr"} <= set(r.data.metrics)  # the training curve arrived too

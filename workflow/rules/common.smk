@@ -51,6 +51,7 @@ wildcard_constraints:
     dataset="|".join(map(re.escape, config["datasets"])),
     backbone="|".join(map(re.escape, config["backbones"])),
     recipe="|".join(map(re.escape, config["recipes"])),
+    seed=r"\d+",
     name="|".join(map(re.escape, config["imported"])) or "(?!)",
 
 

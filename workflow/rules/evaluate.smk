@@ -8,9 +8,9 @@ rule evaluate:
         plot=gw.VIEW_PLOT,
         summary=gw.SUMMARY,
     log:
-        "logs/evaluate/{dataset}/{backbone}-{recipe}.log",
+        "logs/evaluate/{dataset}/{backbone}-{recipe}-s{seed}.log",
     benchmark:
-        "logs/benchmarks/evaluate/{dataset}/{backbone}-{recipe}.tsv"
+        "logs/benchmarks/evaluate/{dataset}/{backbone}-{recipe}-s{seed}.tsv"
     conda:
         "../envs/gaitflow.yaml"
     threads: MODEL_THREADS
@@ -22,5 +22,5 @@ rule evaluate:
         identity=identity("evaluate"),
     shell:
         "OMP_NUM_THREADS={threads} gaitflow evaluate --params {params.file} --dataset {wildcards.dataset} "
-        "--backbone {wildcards.backbone} --recipe {wildcards.recipe} --run {input.run} --data {input.data} "
+        "--backbone {wildcards.backbone} --recipe {wildcards.recipe} --seed {wildcards.seed} --run {input.run} --data {input.data} "
         "--out {output.metrics} --quiet > {log} 2>&1"

@@ -6,9 +6,9 @@ rule train:
         run=directory(gw.RUN),
         curve=gw.CURVE,
     log:
-        "logs/train/{dataset}/{backbone}-{recipe}.log",
+        "logs/train/{dataset}/{backbone}-{recipe}-s{seed}.log",
     benchmark:
-        "logs/benchmarks/train/{dataset}/{backbone}-{recipe}.tsv"
+        "logs/benchmarks/train/{dataset}/{backbone}-{recipe}-s{seed}.tsv"
     conda:
         "../envs/gaitflow.yaml"
     threads: MODEL_THREADS
@@ -20,5 +20,5 @@ rule train:
         identity=identity("train"),
     shell:
         "OMP_NUM_THREADS={threads} gaitflow train --params {params.file} --dataset {wildcards.dataset} "
-        "--backbone {wildcards.backbone} --recipe {wildcards.recipe} --data {input} --out {output.run} "
+        "--backbone {wildcards.backbone} --recipe {wildcards.recipe} --seed {wildcards.seed} --data {input} --out {output.run} "
         "--curve {output.curve} --restart --quiet > {log} 2>&1"
