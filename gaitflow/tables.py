@@ -158,6 +158,16 @@ def _waveloss(recipe: dict) -> dict | None:
     return registry.resolve({"waveloss": recipe["waveloss"]})["waveloss"] if "waveloss" in recipe else None
 
 
+def centred_gsam(recipe: dict) -> bool:
+    """GSAM on centred features: an addition of ours, not the paper's (gsam ``center``)."""
+    return bool((recipe.get("gsam") or {}).get("center"))
+
+
+def variant_label(recipe: dict) -> str:
+    """+D, +G, ++ (GaitMPL table III), marked where the recipe carries an addition of ours."""
+    return gaitmpl_variant(recipe) + (" centred (ours)" if centred_gsam(recipe) else "")
+
+
 def gaitmpl_variant(recipe: dict) -> str:
     return {(False, False): "base", (True, False): "+D", (False, True): "+G", (True, True): "++"}[
         ("drpl" in recipe, "gsam" in recipe)
@@ -189,7 +199,7 @@ def loss_label(recipe: dict) -> str:
     if "drpl" in recipe:
         label += " + DRPL"
     if "gsam" in recipe:
-        label += " + GSAM"
+        label += " + GSAM" + (" (centred, ours)" if centred_gsam(recipe) else "")
     if "waveloss" in recipe:
         fusion = waveloss_fusion(recipe)
         label += f" + {fusion}-fusion"
@@ -285,10 +295,10 @@ def variants_table(results: list[Result], recipes: dict) -> Table:
         spec = recipes.get(r.recipe or "")
         if spec is None or "waveloss" in spec or formulation(spec) != "intended":
             continue
-        rows.append(((r.backbone, base_loss(spec), VARIANTS.index(gaitmpl_variant(spec))), r, spec))
-    for (backbone, base, _), r, spec in sorted(rows, key=lambda x: x[0]):
+        rows.append(((r.backbone, base_loss(spec), VARIANTS.index(gaitmpl_variant(spec)), centred_gsam(spec)), r, spec))
+    for (backbone, base, *_), r, spec in sorted(rows, key=lambda x: x[0]):
         table.add(
-            (backbone, base, gaitmpl_variant(spec)), _summary(r, conds, extras), r.run_id, _intervals(r, conds, extras)
+            (backbone, base, variant_label(spec)), _summary(r, conds, extras), r.run_id, _intervals(r, conds, extras)
         )
     return table
 
@@ -426,6 +436,7 @@ def _kind(spec: dict) -> dict:
         "fusion": waveloss_fusion(spec),
         "l": l_schedule(spec),
         "plain": all(c in base_losses() for c in spec),
+        "ours": centred_gsam(spec),
     }
 
 
@@ -481,50 +492,87 @@ def differences_table(results: list[Result], recipes: dict, boot: Bootstrap | No
 # The papers' claims the grid can test: (paper, claim, variant, base, column); variant and base
 # are predicates on what a recipe is (_kind), both runs on the same backbone and base loss. A
 # column "CL-gain" compares the variant's gain on CL with its largest gain on another condition.
+def _paper(test):
+    """A claim of the papers: about their methods, so runs with an addition of ours are left out."""
+    return lambda k: not k["ours"] and test(k)
+
+
 CLAIMS = [
-    ("GaitMPL", "DRPL improves the baseline", lambda k: k["drpl"] and not k["gsam"], lambda k: k["plain"], MEAN),
-    ("GaitMPL", "GSAM improves the baseline", lambda k: k["gsam"] and not k["drpl"], lambda k: k["plain"], MEAN),
-    ("GaitMPL", "GSAM adds to DRPL", lambda k: k["gsam"] and k["drpl"], lambda k: k["drpl"] and not k["gsam"], MEAN),
+    (
+        "GaitMPL",
+        "DRPL improves the baseline",
+        _paper(lambda k: k["drpl"] and not k["gsam"]),
+        _paper(lambda k: k["plain"]),
+        MEAN,
+    ),
+    (
+        "GaitMPL",
+        "GSAM improves the baseline",
+        _paper(lambda k: k["gsam"] and not k["drpl"]),
+        _paper(lambda k: k["plain"]),
+        MEAN,
+    ),
+    (
+        "GaitMPL",
+        "GSAM adds to DRPL",
+        _paper(lambda k: k["gsam"] and k["drpl"]),
+        _paper(lambda k: k["drpl"] and not k["gsam"]),
+        MEAN,
+    ),
     (
         "GaitMPL",
         "DRPL and GSAM together improve the baseline",
-        lambda k: k["gsam"] and k["drpl"],
-        lambda k: k["plain"],
+        _paper(lambda k: k["gsam"] and k["drpl"]),
+        _paper(lambda k: k["plain"]),
         MEAN,
     ),
     (
         "GaitMPL",
         "The gain of DRPL is largest on CL",
-        lambda k: k["drpl"] and not k["gsam"],
-        lambda k: k["plain"],
+        _paper(lambda k: k["drpl"] and not k["gsam"]),
+        _paper(lambda k: k["plain"]),
         "CL-gain",
     ),
     (
         "Waveloss",
         "Norm-fusion beats post-fusion",
-        lambda k: k["fusion"] == "norm" and not k["drpl"] and not k["gsam"] and k["l"].startswith("dynamic"),
-        lambda k: k["plain"],
+        _paper(lambda k: k["fusion"] == "norm" and not k["drpl"] and not k["gsam"] and k["l"].startswith("dynamic")),
+        _paper(lambda k: k["plain"]),
         MEAN,
     ),
     (
         "Waveloss",
         "Norm-fusion beats pre-fusion",
-        lambda k: k["fusion"] == "norm" and k["l"].startswith("dynamic"),
-        lambda k: k["fusion"] == "pre",
+        _paper(lambda k: k["fusion"] == "norm" and k["l"].startswith("dynamic")),
+        _paper(lambda k: k["fusion"] == "pre"),
         MEAN,
     ),
     (
         "Waveloss",
         "A dynamic exponent beats a static one",
-        lambda k: k["fusion"] == "norm" and k["l"].startswith("dynamic"),
-        lambda k: k["fusion"] == "norm" and k["l"].startswith("static"),
+        _paper(lambda k: k["fusion"] == "norm" and k["l"].startswith("dynamic")),
+        _paper(lambda k: k["fusion"] == "norm" and k["l"].startswith("static")),
         MEAN,
     ),
     (
         "Waveloss",
         "The full Waveloss beats circle loss alone",
-        lambda k: k["base"] == "circle" and k["fusion"] == "norm" and k["l"].startswith("dynamic"),
-        lambda k: k["base"] == "circle" and k["plain"],
+        _paper(lambda k: k["base"] == "circle" and k["fusion"] == "norm" and k["l"].startswith("dynamic")),
+        _paper(lambda k: k["base"] == "circle" and k["plain"]),
+        MEAN,
+    ),
+    (
+        "ours",
+        "Centred GSAM improves the baseline",
+        lambda k: k["ours"] and not k["drpl"],
+        _paper(lambda k: k["plain"]),
+        MEAN,
+    ),
+    (
+        "ours",
+        "Centring improves GSAM",
+        lambda k: k["ours"] and not k["drpl"],
+        lambda k: k["gsam"] and not k["ours"] and not k["drpl"],
         MEAN,
     ),
 ]

@@ -1,5 +1,7 @@
 """GSAM: memory initialisation, the update strategies on a toy memory, the loss, checkpointed state."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -98,3 +100,33 @@ def test_several_rows_per_identity_and_other_elements():
         GSAM(3, 2).components(torch.randn(2, 1, 2), torch.tensor([0, 1]))
     with pytest.raises(ValueError):
         GSAM(3, 2, update="sometimes")
+
+
+def test_centring_spreads_a_narrow_cone_and_follows_the_features():
+    """``center`` (ours): features that share one large direction (a narrow cone) give near-uniform
+    memory logits, and a cross-entropy near log(#ids); centred, the identities separate."""
+    torch.manual_seed(0)
+    ids, per, dim = 5, 4, 16
+    labels = torch.arange(ids).repeat_interleave(per)
+    common = 10 * torch.ones(dim)
+    own = torch.randn(ids, dim)
+    feats = (common + own[labels] + 0.1 * torch.randn(len(labels), dim)).reshape(len(labels), 4, 4)
+    plain, centred = GSAM(ids, dim), GSAM(ids, dim, center=True)
+    for g in (plain, centred):
+        g.initialise(feats, labels)
+        g.eval()
+    ce_plain = plain.components(feats, labels, update=False)["gsam_ce"].item()
+    ce_centred = centred.components(feats, labels, update=False)["gsam_ce"].item()
+    assert ce_plain > 0.9 * math.log(ids) and ce_centred < 0.5 * ce_plain
+    assert torch.allclose(centred.centre, feats.reshape(len(labels), -1).mean(0))
+    assert "centre" in centred.state_dict()  # travels in checkpoints
+    # in training the centre moves toward each batch's mean, at the memory's momentum alpha
+    centred.train()
+    shifted = feats + 1.0
+    before = centred.centre.clone()
+    centred.components(shifted, labels)
+    expected = 0.9 * before + 0.1 * shifted.reshape(len(labels), -1).mean(0)
+    assert torch.allclose(centred.centre, expected, atol=1e-5)
+    plain.train()
+    plain.components(shifted, labels)
+    assert torch.equal(plain.centre, torch.zeros(dim))  # off by default: the paper's GSAM

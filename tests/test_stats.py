@@ -16,6 +16,8 @@ RECIPES = {
     "triplet": {"triplet": {}},
     "triplet+drpl": {"triplet": {}, "drpl": {}},
     "triplet+gsam": {"triplet": {}, "gsam": {}},
+    "triplet+drpl+gsam": {"triplet": {}, "drpl": {}, "gsam": {}},
+    "triplet+gsam-centred": {"triplet": {}, "gsam": {"center": True}},
 }
 
 
@@ -138,3 +140,21 @@ def test_estimate_and_bootstrap_basics():
     est = boot.estimate(1.0, np.linspace(0, 10, 101))
     assert est.low == pytest.approx(0.5) and est.high == pytest.approx(9.5)
     assert Estimate(1.0, 0.1, 2.0).excludes_zero and not Estimate(1.0, -0.1, 2.0).excludes_zero
+
+
+def test_an_addition_of_ours_is_labelled_and_kept_out_of_the_papers_claims():
+    runs = [
+        _result("triplet", _metrics(1.2)),
+        _result("triplet+gsam", _metrics(2.0)),
+        _result("triplet+drpl+gsam", _metrics(1.8)),
+        _result("triplet+gsam-centred", _metrics(1.0)),
+    ]
+    tables = build_tables(runs, RECIPES)
+    variants = [labels[2] for labels, _ in tables["variants"][0].rows]
+    assert variants == ["base", "+G", "+G centred (ours)", "++"]
+    claims = tables["claims"][0]
+    rows = {(labels[1], labels[3]): claims.verdicts[labels] for labels, _ in claims.rows}
+    assert rows[("GSAM improves the baseline", "triplet+gsam vs triplet")] == "contradicted"
+    assert not any("centred" in pair for claim, pair in rows if not claim.startswith("Centr"))
+    assert rows[("Centred GSAM improves the baseline", "triplet+gsam-centred vs triplet")] == "supported"
+    assert rows[("Centring improves GSAM", "triplet+gsam-centred vs triplet+gsam")] == "supported"

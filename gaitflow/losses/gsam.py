@@ -27,6 +27,13 @@ batch mean in the same way.
 Loss (eq. 10): ``CE(F M^T / tau, y) + variance``, tau = 0.1; the variance term is, intended,
 the mean squared distance of each feature to the mean of its own identity in the batch;
 as_printed, to the mean of the whole batch.
+
+``center`` (an addition of ours, not the paper's; off by default): subtract a running mean of
+the raw features before normalising them, in the memory and in the batch. Early in training
+the features of every identity point the same way (pairwise cosine 0.985-0.999), so the logits
+``F M^T / tau`` barely differ and the cross-entropy stays near log(#ids) while its gradient,
+scaled by 1 / tau on normalised tiny embeddings, dwarfs the triplet's. Centring spreads the
+normalised features around the sphere (docs/losses.md#gsam-centred-ours).
 """
 
 from __future__ import annotations
@@ -60,6 +67,7 @@ class GSAM(nn.Module):
         formulation: str = "intended",
         variance_weight: float = 1.0,
         seed: int = 0,
+        center: bool = False,
     ):
         super().__init__()
         if update not in UPDATES:
@@ -73,18 +81,22 @@ class GSAM(nn.Module):
         self.tau, self.alpha, self.beta = tau, alpha, beta
         self.update_rule, self.element, self.formulation = update, element, formulation
         self.variance_weight, self.seed = variance_weight, seed
+        self.center = center
         self.register_buffer("memory", torch.zeros(num_ids * self.rows_per_id, dim))
+        self.register_buffer("centre", torch.zeros(dim))  # running mean of the raw features (center)
         self.register_buffer("owner", torch.arange(num_ids).repeat_interleave(self.rows_per_id))
         self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
 
-    @staticmethod
-    def flatten(embeddings: torch.Tensor) -> torch.Tensor:
-        """[N, P, C] part embeddings -> [N, P*C] L2-normalised features."""
-        return F.normalize(embeddings.reshape(len(embeddings), -1).float(), dim=1)
+    def flatten(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """[N, P, C] part embeddings -> [N, P*C] L2-normalised features (centred first with ``center``)."""
+        x = embeddings.reshape(len(embeddings), -1).float()
+        return F.normalize(x - self.centre if self.center else x, dim=1)
 
     @torch.no_grad()
     def initialise(self, features: torch.Tensor, labels: torch.Tensor) -> None:
         """Fill the memory from one pass over the training set: features [N, P*C] or [N, P, C]."""
+        if self.center and features.dim() == 3:
+            self.centre.copy_(features.reshape(len(features), -1).float().mean(0))
         f = self.flatten(features) if features.dim() == 3 else F.normalize(features.float(), dim=1)
         gen = torch.Generator().manual_seed(self.seed)
         rows = []
@@ -163,6 +175,10 @@ class GSAM(nn.Module):
         batch (algorithm 1: line 7 updates M, line 12 computes L_GSAM with it)."""
         if not bool(self.initialised):
             raise RuntimeError("GSAM memory used before initialise(): run one pass of the extractor first")
+        if self.center and update and self.training:  # the centre follows the features, like the memory
+            with torch.no_grad():
+                batch = embeddings.reshape(len(embeddings), -1).float().mean(0)
+                self.centre.mul_(self.alpha).add_((1 - self.alpha) * batch)
         f = self.flatten(embeddings)
         if update and self.training:
             self.update(f.detach(), labels)
@@ -194,6 +210,7 @@ class GSAMComponent(Component):
         variance_weight: float = 1.0,
         factor: str = "sine",
         formulation: str = "intended",
+        center: bool = False,
     ):
         super().__init__(ctx)
         fusion_factor(0, 1, factor)  # validates the shape
@@ -209,6 +226,7 @@ class GSAMComponent(Component):
             per_id=per_id,
             variance_weight=variance_weight,
             formulation=formulation,
+            center=center,
         )
 
     def prepare(self, model, data) -> None:
