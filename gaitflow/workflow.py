@@ -244,6 +244,41 @@ def component_modules(components) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+def code_files(step: str, backbone: str | None = None, components: tuple[str, ...] = ()) -> list[Path]:
+    """The library files a step runs (with a backbone: only its module among the models; with a
+    recipe's components: only their modules among the losses), plus cli.py."""
+    roots = STEP_MODULES[step] + ((f"gaitflow.models.{backbone}",) if backbone else ()) + component_modules(components)
+    return sorted(set(module_closure(roots, static_packages(step))) | {PACKAGE / "cli.py"})
+
+
+def static_packages(step: str) -> tuple[str, ...]:
+    """The registry packages whose computed imports a step's closure does not follow: a step
+    counts only the backbone and loss modules it names. The tables read the loss components'
+    defaults through the registry, so every loss module counts for them."""
+    return ("gaitflow.models",) + (() if step == "tables" else ("gaitflow.losses",))
+
+
+# The backbone module of a DVC stage whose item names one (a template dvc.yaml fills in per item).
+DVC_BACKBONE = "gaitflow/models/${item.backbone}.py"
+
+
+def dvc_code_deps(step: str, per_backbone: bool = True) -> list[str]:
+    """A DVC stage's code dependencies: the files ``code_digest`` hashes for its step, so that
+    ``dvc repro`` reruns what Snakemake reruns. With ``per_backbone``, the stage's own backbone
+    module (``DVC_BACKBONE``) stands for the models; without, every backbone module counts.
+    Training counts every loss module: a DVC stage cannot list a recipe's components."""
+    from gaitflow.losses import registry
+
+    components = tuple(registry.names()) if step == "train" else ()
+    names = [f.relative_to(PACKAGE.parent).as_posix() for f in code_files(step, None, components)]
+    if step not in ("train", "evaluate", "import"):
+        return names
+    if per_backbone:
+        return names + [DVC_BACKBONE]
+    backbones = [f"gaitflow/models/{f.name}" for f in sorted((PACKAGE / "models").glob("*.py")) if f.stem != "__init__"]
+    return sorted(set(names) | set(backbones))
+
+
 @cache
 def code_digest(step: str, backbone: str | None = None, components: tuple[str, ...] = ()) -> str:
     """A digest of the library code a step runs: it changes when that code changes.
@@ -256,11 +291,8 @@ def code_digest(step: str, backbone: str | None = None, components: tuple[str, .
     ``components``, likewise only their modules count among the losses: an edit
     to ``gaitflow/losses/gsam.py`` reruns the runs whose recipe has ``gsam``.
     """
-    roots = STEP_MODULES[step] + ((f"gaitflow.models.{backbone}",) if backbone else ()) + component_modules(components)
-    static = (("gaitflow.models",) if backbone else ()) + (("gaitflow.losses",) if components else ())
-    files = set(module_closure(roots, static)) | {PACKAGE / "cli.py"}
     digest = hashlib.sha256()
-    for path in sorted(files):
+    for path in code_files(step, backbone, components):
         digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 

@@ -283,3 +283,20 @@ def test_imported_models_have_the_same_jobs_and_tracked_sections_in_both_front_e
     assert tracked["import@gaitgl-zoo"] == ["imported.gaitgl-zoo"]
     assert tracked["evaluate-imported@casiab-syn-gaitgl-zoo"] == sorted(gw.STEP_PARAMS["evaluate"])
     assert tracked["tables@casiab-syn"] == sorted(gw.STEP_PARAMS["tables"])
+
+
+def test_each_dvc_stage_depends_on_the_files_its_step_runs():
+    """dvc.yaml lists, per stage, the library files Snakemake's code digest hashes for its step."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    step_of = {"import": "import", "evaluate-imported": "evaluate"}
+    for name, stage in stages.items():
+        body = stage.get("do", stage)
+        code = [d for d in body["deps"] if d.startswith("gaitflow")]
+        expected = gw.dvc_code_deps(step_of.get(name, name), per_backbone=name != "evaluate-imported")
+        assert code == expected, f"dvc.yaml stage {name}: its code deps should be:\n" + "\n".join(
+            f"- {d}" for d in expected
+        )
+    # selective: the tables' own module is a dependency of the tables stage only
+    owners = [name for name, stage in stages.items() if "gaitflow/tables.py" in stage.get("do", stage)["deps"]]
+    assert owners == ["tables"]
+    assert "gaitflow/models/${item.backbone}.py" in stages["train"]["deps"]

@@ -137,6 +137,19 @@ def test_nothing_reruns_after_times_change_or_a_dvc_pull(built, tmp_path):
     assert "Nothing to be done" in run("snakemake -n --cores 2", root).stdout
 
 
+def test_an_edit_to_the_tables_module_reruns_only_the_tables_in_both_front_ends(built):
+    root, _ = built
+    module = root / "gaitflow" / "tables.py"
+    original = module.read_text()
+    module.write_text(original + "\n# an edit\n")
+    try:
+        assert _job_counts(run("snakemake -n --cores 2", root).stdout) == {"tables": 1, "all": 1}
+        assert _dvc_changed(root) == {f"tables@{DATASET}"}
+    finally:
+        module.write_text(original)
+    assert _dvc_changed(root) == set()
+
+
 def test_a_recipe_change_reruns_that_recipe_only_in_both_front_ends(built):
     """Last of the tests on the built project: it changes params.yaml for good."""
     root, _ = built
