@@ -275,3 +275,109 @@ def test_aligned_pickles_are_brought_to_the_size_not_pretreated_again(tmp_path, 
         assert np.array_equal(ds.frames[:6], frames)
     if shape == (64, 44):  # the cut comes back as zero columns
         assert not ds.frames[:, :, :5].any() and not ds.frames[:, :, 27:].any()
+
+
+def _staging(processed):
+    return sorted(p for p in processed.iterdir() if ".tmp-" in p.name) if processed.is_dir() else []
+
+
+def test_a_killed_run_leaves_quiet_workers_and_a_folder_the_next_run_removes(project):
+    """SIGKILL takes the parent mid-run: its workers exit without a traceback, and the staging folder
+    it leaves is removed by the next run, which completes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+    from conftest import TINY, as_sets, run
+
+    sets = as_sets(
+        TINY
+        + [
+            "datasets.casiab-syn.synth.ids=6",
+            "datasets.casiab-syn.synth.frames=24",
+            "synth.workers=2",
+            "preprocess.workers=2",
+        ]
+    )
+    run(["gaitflow", "synth", "--quiet", *sets], project)
+    processed = project / "data" / "processed"
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.Popen(
+        ["gaitflow", "preprocess", "--quiet", *sets], cwd=project, env=env, stderr=subprocess.PIPE, text=True
+    )
+    workers = []
+    try:
+        # the moment to kill: both workers are running and have written frames into the staging folder
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            staging = _staging(processed)
+            frames = staging[0] / packed.FRAMES_FILE if staging else None
+            workers = psutil.Process(proc.pid).children()
+            if len(workers) == 2 and frames and frames.is_file():
+                with open(frames, "rb") as f:
+                    if any(f.read(1 << 20)[packed.HEADER_BYTES :]):
+                        break
+            time.sleep(0.005)
+        assert proc.poll() is None, "preprocess finished before it could be killed: draw a bigger dataset"
+        os.kill(proc.pid, signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=120)  # EOF once the workers, which share the pipe, are gone too
+    finally:  # nothing is left running, whatever happened
+        for w in workers:
+            try:
+                w.kill()
+            except psutil.NoSuchProcess:
+                pass
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert "Traceback" not in stderr and "Error" not in stderr, stderr
+    left = _staging(processed)
+    assert [p.name for p in left] == [f"casiab-syn.tmp-{proc.pid}"]
+
+    done = run(["gaitflow", "preprocess", "--quiet", *sets], project)
+    assert "Traceback" not in done.stderr
+    assert not left[0].exists() and _staging(processed) == []
+    out = processed / "casiab-syn"
+    report = json.loads((out / packed.REPORT_FILE).read_text())
+    assert report["sequences_kept"] == report["sequences"] == 6 * 10 * 3
+    assert len(PackedDataset(out, cut=False)) == report["sequences_kept"]
+
+
+def test_staging_folders_of_live_processes_are_left_alone(tiny_archive, tmp_path):
+    """Only the folders of processes that have exited go: a live one may be a concurrent run's."""
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])  # exits, and is not reaped until the end
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    try:
+        while psutil.Process(zombie.pid).status() != psutil.STATUS_ZOMBIE:
+            time.sleep(0.01)
+        out = tmp_path / "packed"
+        names = {
+            "live": f"packed.tmp-{live.pid}",
+            "zombie": f"packed.tmp-{zombie.pid}",
+            "gone": f"packed.tmp-{int(gone.stdout)}",
+            "set aside": f"packed.old-{int(gone.stdout)}",
+            "another output": f"packed-v2.tmp-{int(gone.stdout)}",
+            "not a pid": "packed.tmp-notes",
+        }
+        for name in names.values():
+            (tmp_path / name).mkdir()
+            (tmp_path / name / packed.FRAMES_FILE).write_bytes(b"partial")
+        pp.preprocess(tiny_archive, out, "casia-b", size=32, workers=1, progress=False)
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            ["packed", names["live"], names["another output"], names["not a pid"]]
+        )
+        assert (tmp_path / names["live"] / packed.FRAMES_FILE).read_bytes() == b"partial"
+    finally:
+        live.kill()
+        live.wait()
+        zombie.wait()

@@ -10,7 +10,8 @@ accepts numpy arrays and nothing else.
 Bad input is skipped and counted, never a crash: unreadable or corrupt files,
 empty frames, sequences with too few valid frames, paths that do not fit the
 layout. The output is built in a temporary folder and renamed into place at
-the end, so an interrupted run leaves nothing that looks complete.
+the end, so an interrupted run leaves nothing that looks complete; the folder
+of a run killed outright is removed by the next run.
 
 PNG frames and pickle trees share the listing, the report and the staging
 folder (:func:`preprocess`) and differ in the rest: PNG frames are decoded and
@@ -502,6 +503,36 @@ def _partition_lines(stats: dict | None) -> list[str]:
     ]
 
 
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (one that has exited but is not yet
+    reaped by its parent does not count)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:  # another user's process, which this one may not inspect
+        return True
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Remove what killed runs left beside `out`: staging folders ``<out>.tmp-<pid>`` (and folders
+    ``<out>.old-<pid>`` set aside while replacing `out`) whose process no longer runs. A live
+    process's folder is left alone: a concurrent run may be writing it. Returns the removed paths."""
+    out = Path(out)
+    removed = []
+    if not out.parent.is_dir():
+        return removed
+    for path in sorted(out.parent.iterdir()):
+        for marker in (".tmp-", ".old-"):
+            pid = path.name.removeprefix(out.name + marker)
+            if pid != path.name and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                archive.remove_path(path)
+                removed.append(path)
+    return removed
+
+
 def preprocess(
     source: Path,
     out: Path,
@@ -531,6 +562,7 @@ def preprocess(
     start = time.perf_counter()
     seqs = _list_sequences(source, kind, lay, report, modality)
 
+    remove_stale_staging(out)
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     archive.remove_path(tmp)
     tmp.mkdir(parents=True)
