@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help=f"run folder (default: {_at(layout.RUN)})")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="force a device (default: params train.device)")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and train from scratch")
+    p.add_argument(
+        "--work",
+        metavar="DIR",
+        help=f"keep checkpoints in DIR while training and move the finished run into --out (the workflow: "
+        f"{_at(layout.WORK)}); a rerun resumes from DIR when settings, code and data are unchanged",
+    )
     p.add_argument("--register", metavar="NAME", help="register the trained model in the MLflow model registry")
     p.add_argument("--curve", help="also write the training log as a TSV table (what `dvc plots` draws)")
     p.add_argument(
@@ -244,7 +250,7 @@ def cmd_train(args) -> int:
     from gaitflow.data.partition import in_force as partition_in_force
     from gaitflow.plots import loss_curve
     from gaitflow.runs import CHECKPOINT, CONFIG, LOG
-    from gaitflow.train import distributed, run_config, train
+    from gaitflow.train import clear_stale, distributed, run_config, run_key, train
 
     data = Path(args.data or layout.PACKED.format(dataset=name))
     seed = params["seed"] if args.seed is None else args.seed
@@ -252,9 +258,15 @@ def cmd_train(args) -> int:
     out = Path(args.out or layout.RUN.format(dataset=name, backbone=args.backbone, recipe=args.recipe, seed=seed))
     config = run_config(params, name, args.backbone, args.recipe, seed)
     rank = distributed()[0]
+    work = Path(args.work) if args.work else None
+    home = work or out  # where the checkpoint and the MLflow run id are while training
+    if work and rank == 0:
+        note = clear_stale(work, run_key(config, data))  # another setting, code or data: start over
+        if note:
+            print(f"gaitflow train: {note}", file=sys.stderr)
     tracker = tracking.Tracker(tracking.tracking_uri(params), params["tracking"]["enabled"] and rank == 0)
-    previous = tracking.saved_run(out)
-    resuming = bool(previous and (out / CHECKPOINT).exists() and not args.restart)
+    previous = tracking.saved_run(home)
+    resuming = bool(previous and (home / CHECKPOINT).exists() and not args.restart)
     if resuming:
         tracker.attach(previous["run_id"])  # a resumed run goes on logging into its own MLflow run
     else:
@@ -273,9 +285,9 @@ def cmd_train(args) -> int:
         )
         if data.exists():
             tracker.log_dataset(name, data, "training")
-    out.mkdir(parents=True, exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True)
     if rank == 0:
-        tracker.save(out)
+        tracker.save(home)
     tracker.monitor_system(resume=resuming)
     try:
         summary = train(
@@ -291,6 +303,7 @@ def cmd_train(args) -> int:
             on_log=lambda rec: tracker.log_metrics(rec, rec["iteration"]),
             init_from=Path(args.init_from) if args.init_from else None,
             seed=seed,
+            work_dir=work,
         )
     except BaseException:
         tracker.end("FAILED")
@@ -506,19 +519,50 @@ def cmd_export(args) -> int:
 
 
 def cmd_record(args) -> int:
-    """Commit every dvc.yaml stage whose outputs all exist: what Snakemake built, DVC now knows."""
+    """Commit every dvc.yaml stage whose outputs all exist: what Snakemake built, DVC now knows.
+
+    DVC keeps dvc.lock in a git repository, or without one where it was set up so
+    (``dvc init --no-scm``). Anywhere else nothing is recorded and one warning line says why
+    and what to do; the outputs are built all the same, so the run that built them succeeds."""
     _load(args)
-    if not (Path("dvc.yaml").is_file() and Path(".dvc").is_dir()):
+    dvc_dir = Path(".dvc")
+    if not Path("dvc.yaml").is_file():
+        print("record: no dvc.yaml and .dvc/ here; nothing recorded")
+        return 0
+    import logging
+
+    from dvc.config import Config
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+    from dvc.scm import SCM, SCMError
+
+    try:
+        no_scm = dvc_dir.is_dir() and Config(dvc_dir=str(dvc_dir))["core"].get("no_scm", False)
+    except DvcException as exc:
+        raise GaitflowError(f"{dvc_dir / 'config'}: {exc}") from None
+    if not no_scm:
+        try:
+            SCM(".").close()
+        except SCMError:
+            here = Path.cwd()
+            if dvc_dir.is_dir():
+                why = ".dvc/ was set up for one"
+                fix = "run `dvc config core.no_scm true` (or `git init`) here"
+            else:
+                why = "DVC is not set up here"
+                fix = "run `dvc init --no-scm` (or `git init && dvc init`) here"
+            print(
+                f"gaitflow record: warning: {here} is not in a git repository and {why}, so DVC cannot record; "
+                f"nothing recorded in dvc.lock; to record the built stages, {fix} and rerun `gaitflow record`",
+                file=sys.stderr,
+            )
+            return 0
+    if not dvc_dir.is_dir():
         print("record: no dvc.yaml and .dvc/ here; nothing recorded")
         return 0
     if Path(args.params).resolve() != Path("params.yaml").resolve():
         print(f"record: dvc.yaml reads params.yaml, not {args.params}; nothing recorded in dvc.lock")
         return 0
-    import logging
-
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-
     if args.quiet:
         logging.getLogger("dvc").setLevel(logging.WARNING)
     try:

@@ -14,6 +14,15 @@ the model registry. Its id joins the run's in ``mlflow.json``, so evaluation
 metrics can be logged against the model as well as the run
 (``log_metrics(..., model_id=...)``).
 
+``mlflow ui`` shows the runs as it shows other MLflow 3 training code: the experiments are
+marked as model-training experiments (the ``mlflow.experimentKind`` tag), each
+run names the gaitflow command that ran as its source (:func:`source_name`; the
+whole command line is its ``command`` tag), lists the packed dataset it read
+among its inputs (named after the dataset, the data version as
+its digest, context ``training`` or ``evaluation``), and a training run records
+system metrics (CPU, memory, disk, network, and GPUs where NVIDIA's library is
+there) every ``SYSTEM_METRICS_INTERVAL`` seconds.
+
 The files on disk stay the source of truth: when the store cannot be reached,
 the run goes on, writes its files, and says so in one warning. A fresh SQLite
 store must be initialised once before several processes write to it
@@ -28,14 +37,23 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 RUN_FILE = "mlflow.json"
 EXAMPLE_FRAMES = 8  # frames of the logged model's input example
 # The characters a logged model's name cannot hold (MLflow's rule), and what stands in for them.
 _BAD_NAME_CHARS = "/:.%\"'"
+# The experiment tag MLflow's UI reads for what an experiment is for, and the kind of gaitflow's.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+# Seconds between two samples of a training run's system metrics (MLflow's own default); the
+# environment variable MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL, when set, wins.
+SYSTEM_METRICS_INTERVAL = 10.0
+_TAG_CHARS = 8000  # the longest tag value MLflow keeps
 
 
 def tracking_uri(params: dict) -> str:
@@ -59,8 +77,79 @@ def init_store(uri: str, experiments: list[str]) -> None:
 
     client = MlflowClient(uri)
     for name in experiments:
-        if client.get_experiment_by_name(name) is None:
-            client.create_experiment(name)
+        ensure_experiment(client, name)
+
+
+def ensure_experiment(client, name: str) -> str:
+    """The id of experiment ``name``, created if need be, marked as a model-training experiment.
+
+    An experiment that already exists is marked too, unless someone chose its kind (a kind the UI
+    only inferred does not count as a choice)."""
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            return client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        except MlflowException:  # created meanwhile by a concurrent writer
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+    kind = exp.tags.get(EXPERIMENT_KIND_TAG, "")
+    if not kind or "inferred" in kind:
+        client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return exp.experiment_id
+
+
+def command_line(argv: list[str] | None = None) -> list[str]:
+    """The command line of this process as it was typed: ``gaitflow train --dataset ...`` for the
+    gaitflow command (or ``python -m gaitflow.cli``), else the program's name and its arguments."""
+    argv = list(sys.argv if argv is None else argv) or [""]
+    program = Path(argv[0])
+    if program.name == "__main__.py":  # python -m <package>
+        program = program.parent
+    if program.stem == "gaitflow" or (program.name == "cli.py" and program.parent.name == "gaitflow"):
+        name = "gaitflow"
+    else:
+        name = program.name or "python"
+    return [name, *argv[1:]]
+
+
+def source_name(command: list[str]) -> str:
+    """A run's source as MLflow's UI can show it: the command line less the arguments that hold a
+    ``/`` (paths and URIs: the options' values, with their options). The UI shows a local source's
+    name from its last ``/`` on, as a file's base name; the whole command line is the ``command`` tag.
+    gaitflow's commands take no positional arguments, so a ``/`` after an option is its value."""
+    kept: list[str] = []
+    for arg in command[1:]:
+        if "/" not in arg:
+            kept.append(arg)
+        elif not arg.startswith("-") and kept and kept[-1].startswith("-") and "=" not in kept[-1]:
+            kept.pop()  # the option whose value this is
+    return shlex.join([command[0], *kept])
+
+
+def dataset_input(name: str, data_dir: Path, version: str | None = None):
+    """A packed dataset as an ``mlflow.data`` dataset, to log as a run's input: its index (one row
+    per sequence: subject, type, view, condition, offset, frame count; the frames are not read)
+    as a pandas dataset, named ``name``, with the data version (:func:`data_version`) as its digest
+    and the packed folder as its source."""
+    import mlflow.data
+    import pandas as pd
+    from mlflow.types import ColSpec, Schema
+
+    from gaitflow.data import packed
+
+    data_dir = Path(data_dir).resolve()
+    index = pd.DataFrame(packed.read_index(data_dir / packed.INDEX_FILE))
+    # Without MLflow's note that a local folder could be either of its two local sources (the same).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ds = mlflow.data.from_pandas(index, source=str(data_dir), name=name, digest=version or data_version(data_dir))
+    # The index's schema is known (names as strings, offsets and counts as int64): inferring it would
+    # scan every row (2 s for OU-MVLP's 288,000 sequences).
+    ds.schema = Schema([ColSpec("string" if i < 4 else "long", c) for i, c in enumerate(packed.INDEX_COLUMNS)])
+    return ds
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, str]:
@@ -117,6 +206,7 @@ class Tracker:
         self.run_id: str | None = None
         self.model_id: str | None = None
         self.failed = False
+        self.monitor = None  # the system metrics monitor of a training run
 
     def _unavailable(self, exc: Exception) -> None:
         self.failed = True
@@ -144,11 +234,12 @@ class Tracker:
         return self.client
 
     def start(self, dataset: str, run_name: str, params: dict, tags: dict) -> str | None:
+        """A new run in the dataset's experiment, its source the command line that runs."""
+
         def go():
             client = self._client()
-            exp = client.get_experiment_by_name(experiment_name(dataset))
-            exp_id = exp.experiment_id if exp else client.create_experiment(experiment_name(dataset))
-            run = client.create_run(exp_id, run_name=run_name, tags=tags)
+            exp_id = ensure_experiment(client, experiment_name(dataset))
+            run = client.create_run(exp_id, run_name=run_name, tags={**source_tags(tags), **tags})
             self.run_id = run.info.run_id
             items = list(flatten(params).items())
             from mlflow.entities import Param
@@ -161,6 +252,60 @@ class Tracker:
 
     def attach(self, run_id: str) -> None:
         self.run_id = run_id
+
+    def log_dataset(self, name: str, data_dir: Path, context: str) -> None:
+        """The packed dataset in ``data_dir`` as an input of the run (see :func:`dataset_input`), used
+        in ``context`` ("training", "evaluation"); the UI's Dataset column shows it. A folder that
+        cannot be read as a packed dataset is one warning, and tracking goes on."""
+        if not (self.enabled and not self.failed and self.run_id):
+            return
+        try:
+            ds = dataset_input(name, data_dir)
+        except Exception as exc:  # noqa: BLE001 - an unreadable index costs the input, not the run
+            print(
+                f"gaitflow: warning: the dataset {data_dir} is not logged to MLflow ({_reason(exc)})", file=sys.stderr
+            )
+            return
+
+        def go():
+            from mlflow.entities import DatasetInput, InputTag
+            from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+            entry = DatasetInput(ds._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
+            for attempt in range(_CONFLICT_TRIES):
+                try:
+                    return self._client().log_inputs(self.run_id, datasets=[entry])
+                except Exception as exc:
+                    # Runs that log the same new dataset at once race to add it to the store: the later
+                    # insert fails on the dataset's unique key, and its next try finds the dataset there.
+                    if attempt + 1 == _CONFLICT_TRIES or not _unique_conflict(exc):
+                        raise
+
+        self._guard(go)
+
+    def monitor_system(self, resume: bool = False) -> None:
+        """Log the machine's system metrics to the run until :meth:`end`: CPU, memory, disk and network
+        (psutil), and GPUs when NVIDIA's management library (nvidia-ml-py) finds any; MLflow's
+        ``system/...`` metrics, as ``mlflow.start_run(log_system_metrics=True)`` logs them, one sample
+        every ``SYSTEM_METRICS_INTERVAL`` seconds (a run shorter than that has none). ``resume``: the
+        run's earlier process logged some already; the steps go on from there.
+        ``MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING=false`` turns them off."""
+        if not (self.enabled and not self.failed and self.run_id) or self.monitor is not None:
+            return
+        if os.environ.get("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "").strip().lower() in ("false", "0"):
+            return
+        try:
+            with _system_notices_off():
+                from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+                monitor = SystemMetricsMonitor(
+                    self.run_id, SYSTEM_METRICS_INTERVAL, resume_logging=resume, tracking_uri=self.uri
+                )
+                monitor.start()
+        except Exception as exc:  # noqa: BLE001 - the run goes on without them (psutil missing, ...)
+            print(f"gaitflow: warning: system metrics are not logged to MLflow ({_reason(exc)})", file=sys.stderr)
+            return
+        self.monitor = monitor
 
     def log_metrics(self, metrics: dict, step: int | None = None, model_id: str | None = None) -> None:
         """Numeric metrics of the run; with ``model_id`` (a logged model's id, see :meth:`log_model`) they
@@ -200,8 +345,16 @@ class Tracker:
             self._guard(lambda: self._client().log_artifact(self.run_id, str(path), folder))
 
     def end(self, status: str = "FINISHED") -> None:
+        self._stop_monitor()
         if self.run_id:
             self._guard(lambda: self._client().set_terminated(self.run_id, status))
+
+    def _stop_monitor(self) -> None:
+        """Stop sampling system metrics and write the samples still queued (before the run ends)."""
+        monitor, self.monitor = self.monitor, None
+        if monitor is not None:
+            with _system_notices_off():
+                monitor.finish()
 
     def save(self, run_dir: Path) -> None:
         """Remember the run id in the run folder, for evaluate to attach to."""
@@ -315,6 +468,41 @@ class Tracker:
             return False
 
 
+def source_tags(tags: dict | None = None) -> dict[str, str]:
+    """The source tags of a run that this process starts: MLflow's (the UI's Source: the gaitflow
+    command that runs, see :func:`source_name`; a local source; the user; the git commit when
+    ``tags`` know it, ``git_commit``) and ``command``, the whole command line."""
+    import getpass
+
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_USER
+
+    command = command_line()
+    out = {
+        MLFLOW_SOURCE_NAME: source_name(command)[:_TAG_CHARS],
+        MLFLOW_SOURCE_TYPE: "LOCAL",
+        "command": shlex.join(command)[:_TAG_CHARS],
+    }
+    with contextlib.suppress(Exception):  # no user name to be had (no passwd entry, no USER)
+        out[MLFLOW_USER] = getpass.getuser()
+    commit = (tags or {}).get("git_commit")
+    if commit and commit != "unknown":
+        out[MLFLOW_GIT_COMMIT] = commit
+    return out
+
+
+@contextlib.contextmanager
+def _system_notices_off():
+    """Keep MLflow's notices that system metrics start, stop, or skip the GPUs off the terminal;
+    its warnings still show."""
+    logger = logging.getLogger("mlflow.system_metrics.system_metrics_monitor")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _requirements() -> list[str]:
     """What loading a logged model needs besides MLflow (which MLflow pins itself): torch, as PyPI
     names it (no local label such as +cpu), and cloudpickle, MLflow's pickler."""
@@ -325,6 +513,21 @@ def _requirements() -> list[str]:
 
 def _reason(exc: Exception) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+_CONFLICT_TRIES = 3  # tries of a store write that a concurrent writer can beat to a unique key
+
+
+def _unique_conflict(exc: BaseException | None) -> bool:
+    """Whether a store call failed on a unique key that a concurrent writer filled first: the SQL
+    store's IntegrityError, raised here or named in a tracking server's error message."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if "IntegrityError" in type(exc).__name__ or "IntegrityError" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def example_silhouettes(frame_shape, frames: int = EXAMPLE_FRAMES):

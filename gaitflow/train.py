@@ -9,7 +9,13 @@ by name: whatever a loss component needs happens in the recipe.
 Safe to interrupt: checkpoints are written atomically every
 ``train.checkpoint_every`` iterations and at the end, and the same command
 resumes from the last one, ending with the same weights as an uninterrupted run
-on the CPU. A NaN or inf loss stops the run with one line and keeps the last
+on the CPU. SIGTERM and SIGUSR1 (a scheduler's warning before a time limit or
+preemption) write a checkpoint after the current iteration and exit non-zero.
+Under the workflow (``--work``) the checkpoints live in a work folder outside the
+declared output, which Snakemake and DVC delete when a job fails: a killed job
+resumes on the next invocation if its settings, code and data are unchanged
+(``run_key``), starts over otherwise, and the finished run is promoted into the
+output and its work folder removed. A NaN or inf loss stops the run with one line and keeps the last
 good checkpoint. Checkpoints load with ``weights_only=True``: a checkpoint from
 elsewhere cannot run code.
 """
@@ -19,6 +25,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -184,6 +194,42 @@ def start_from(model: torch.nn.Module, run_dir: Path, backbone: str, classes: in
     return fresh
 
 
+def run_key(config: dict, data_dir: Path) -> str:
+    """What a checkpoint must have been written under for a run to resume from it: the run's
+    settings, the library code training runs and the packed data."""
+    from gaitflow import workflow
+    from gaitflow.tracking import data_version
+
+    code = workflow.code_digest("train", config["backbone"], tuple(sorted(config["recipe_params"])))
+    return hashlib.sha256(f"{config_hash(config)}|{code}|{data_version(data_dir)}".encode()).hexdigest()[:16]
+
+
+def clear_stale(work: Path, key: str) -> str | None:
+    """Remove a work folder whose checkpoint was written under another ``run_key`` (or cannot be
+    read); returns a line saying so, or None when there is nothing stale."""
+    ckpt = Path(work) / CHECKPOINT
+    if not ckpt.exists():
+        return None  # nothing trained there yet (a run id may be: it stays)
+    try:
+        found = load_checkpoint(ckpt)
+    except GaitflowError:
+        found = {}
+    if found.get("run_key") == key:
+        return None
+    shutil.rmtree(work)
+    return f"{ckpt} (iteration {found.get('iteration')}) was written with other settings, code or data; starting over"
+
+
+def promote(work: Path, out: Path) -> None:
+    """Copy a finished run's files from its work folder into the declared output, then remove the
+    work folder (copy first: a crash in between leaves the work folder whole, to promote again)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for f in sorted(Path(work).iterdir()):
+        if f.is_file():
+            shutil.copy2(f, out / f.name)
+    shutil.rmtree(work)
+
+
 def _truncate_log(path: Path, iteration: int) -> None:
     """Drop log lines past the checkpoint a run resumes from (they will be logged again)."""
     if not path.exists():
@@ -207,6 +253,7 @@ def train(
     on_log=None,
     init_from: Path | None = None,
     seed: int | None = None,
+    work_dir: Path | None = None,
 ) -> dict:
     """Train one run (resuming from out_dir/checkpoint.pt when there is one); returns a summary.
     ``init_from``: a run folder whose weights a fresh run starts from (fine-tuning)."""
@@ -233,8 +280,14 @@ def train(
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out_dir / CHECKPOINT
+    home = Path(work_dir) if work_dir else out_dir  # where checkpoints and the log are written
+    key = run_key(config, data_dir)
+    if work_dir and rank == 0:
+        note = clear_stale(home, key)
+        if note:
+            print(f"gaitflow train: {note}", file=sys.stderr)
+    home.mkdir(parents=True, exist_ok=True)
+    ckpt_path = home / CHECKPOINT
 
     # ---- data, model, loss, optimiser
     torch.manual_seed(config["seed"])
@@ -282,13 +335,13 @@ def train(
         torch.set_rng_state(ckpt["torch_rng"])
         scaler.load_state_dict(ckpt["scaler"])
         start = int(ckpt["iteration"])
-        _truncate_log(out_dir / LOG, start)
+        _truncate_log(home / LOG, start)
     else:  # a fresh run: components that need the training data first get it (GSAM fills its memory)
         if init_from is not None:
             start_from(model, Path(init_from), backbone, len(subjects))
         recipe.prepare(model, TrainingSet(data, train_idx, labels, dev, params["evaluate"]["max_frames"]))
     if rank == 0:
-        (out_dir / CONFIG).write_text(
+        (home / CONFIG).write_text(
             yaml.safe_dump({**config, "subjects": subjects, "frame_shape": list(data.frame_shape)}, sort_keys=False)
         )
 
@@ -307,6 +360,7 @@ def train(
                 "scaler": scaler.state_dict(),
                 "iteration": iteration,
                 "config_hash": digest,
+                "run_key": key,
                 "backbone": backbone,
                 "recipe_name": recipe_name,
                 "subjects": subjects,
@@ -317,7 +371,20 @@ def train(
 
     # ---- the loop
     total_iters = cfg["iterations"]
-    log = open(out_dir / LOG, "a") if rank == 0 else open(os.devnull, "w")
+    log = open(home / LOG, "a") if rank == 0 else open(os.devnull, "w")
+    # a scheduler's warning (time limit, preemption): checkpoint after this iteration, exit non-zero
+    stop: dict[str, str] = {}
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            handlers[sig] = signal.signal(sig, lambda signum, _: stop.setdefault("signal", signal.Signals(signum).name))
+    pending: list[dict] = []  # logged records reach on_log once a checkpoint holds them (no duplicates on resume)
+
+    def flush() -> None:
+        while pending and on_log:
+            on_log(pending.pop(0))
+        pending.clear()
+
     bar = tqdm(
         range(start, total_iters),
         initial=start,
@@ -368,11 +435,18 @@ def train(
                 log.write(json.dumps(last) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{parts['total']:.4f}", its=f"{speed:.2f}")
-                if on_log:
-                    on_log(last)
-            if done % cfg["checkpoint_every"] == 0 or done == total_iters:
+                pending.append(last)
+            if done % cfg["checkpoint_every"] == 0 or done == total_iters or stop:
                 checkpoint(done, stream_state)
+                flush()
+            if stop:
+                raise GaitflowError(
+                    f"{stop['signal']} at iteration {done}: checkpoint written to {ckpt_path}; "
+                    "run the same command again to resume"
+                )
     finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
         stream.close()
         bar.close()
         log.close()
@@ -383,6 +457,9 @@ def train(
                 dist.destroy_process_group()
     if start >= total_iters:
         last = {"iteration": start}
+    if work_dir and rank == 0:
+        promote(home, out_dir)
+        ckpt_path = out_dir / CHECKPOINT
     return {
         "checkpoint": str(ckpt_path),
         "iterations": total_iters,

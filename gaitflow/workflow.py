@@ -73,6 +73,9 @@ SYNTH_RAW = RAW_DIR + "/{dataset}.zip"
 SYNTH_PARTITION = RAW_DIR + "/{dataset}.json"  # a twin's partition file, drawn with it (as OpenGait names them)
 PACKED = "data/processed/{dataset}"
 RUN = "models/{dataset}/" + METHOD
+# A training job's checkpoints while it runs: outside its declared output, which Snakemake and
+# DVC delete when a job fails, so a killed job resumes from here (gaitflow.train, --work).
+WORK = "models/.in-progress/{dataset}/" + METHOD
 RESULTS = "results/{dataset}"
 METRICS = f"{RESULTS}/{METHOD}/{METRICS_FILE}"
 VIEW_PLOT = f"{RESULTS}/{METHOD}/{VIEW_PLOT_FILE}"

@@ -272,3 +272,45 @@ def test_the_log_holds_each_components_loss_and_gradient_norm(packed, tmp_path):
     assert rows[0]["grad_norm/gsam"] == 0  # gamma_t = 0 at t = 0: GSAM has no weight yet
     assert all(row["grad_norm/gsam"] > 0 for row in rows[1:])
     assert loss_curve(log, tmp_path / "curve.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
+def test_a_schedulers_signal_checkpoints_at_once_and_exits_non_zero(packed, sig):
+    """SIGTERM / SIGUSR1 (a time limit or preemption ahead): a checkpoint after the current
+    iteration, exit non-zero, and the same command resumes from there."""
+    longer = ["train.iterations=400", "train.checkpoint_every=1000", "train.milestones=[300]"]
+    cmd = [sys.executable, "-m", "gaitflow.cli", "train", "--quiet", "--backbone", "gaitset", "--recipe", "triplet"]
+    cmd += ["--out", "models/done", "--work", "models/work", *_sets(longer)]
+    log = packed / "models/work/train.log"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while (not log.exists() or log.stat().st_size < 300) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)  # a few iterations logged: well before the first periodic checkpoint (1000)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    name = signal.Signals(sig).name
+    stopped = int(err.split(f"{name} at iteration ")[1].split(":")[0])
+    assert 0 < stopped < 400 and err.count("\n") == 1
+    logged = [json.loads(line)["iteration"] for line in log.read_text().splitlines()]
+    assert load_checkpoint(packed / "models/work/checkpoint.pt")["iteration"] == stopped >= logged[-1]
+    assert not (packed / "models/done").exists()  # not promoted: the run is not finished
+    done = subprocess.run(cmd, capture_output=True, text=True)  # the same command
+    assert done.returncode == 0, done.stderr
+    assert f"resumed from iteration {stopped}" in done.stdout
+    assert load_checkpoint(packed / "models/done/checkpoint.pt")["iteration"] == 400
+    assert not (packed / "models/work").exists()  # promoted into --out, then removed
+
+
+def test_a_work_checkpoint_from_other_settings_is_set_aside_and_training_starts_over(packed):
+    cmd = [sys.executable, "-m", "gaitflow.cli", "train", "--quiet", "--backbone", "gaitset", "--recipe", "triplet"]
+    cmd += ["--out", "models/done", "--work", "models/work"]
+    first = subprocess.run([*cmd, *_sets(["train.iterations=4"])], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    # a killed run's work folder, as the workflow leaves it: copy the finished checkpoint back
+    (packed / "models/work").mkdir(parents=True)
+    (packed / "models/work/checkpoint.pt").write_bytes((packed / "models/done/checkpoint.pt").read_bytes())
+    changed = subprocess.run([*cmd, *_sets(["train.iterations=4", "train.lr=0.05"])], capture_output=True, text=True)
+    assert changed.returncode == 0, changed.stderr
+    assert "was written with other settings, code or data; starting over" in changed.stderr
+    assert "resumed" not in changed.stdout

@@ -267,3 +267,79 @@ def test_an_imported_checkpoint_is_evaluated_and_tabled_by_both_front_ends(tmp_p
     out = run("dvc repro", root, env=NO_ENV_URI).stdout
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
     assert ran == {"import@gaitset-zoo", f"evaluate-imported@{DATASET}-gaitset-zoo", f"tables@{DATASET}"}
+
+
+def _training_process(snakemake: subprocess.Popen):
+    import psutil
+
+    for child in psutil.Process(snakemake.pid).children(recursive=True):
+        try:
+            cmd = child.cmdline()
+        except psutil.Error:
+            continue
+        if "train" in cmd and any(part.endswith("gaitflow") for part in cmd):
+            return child
+    return None
+
+
+def test_a_killed_training_job_resumes_under_snakemake_to_the_same_weights(tmp_path):
+    """SIGKILL the training process mid-run: the next `snakemake` resumes from the work folder's
+    checkpoint and ends with the weights of an uninterrupted run, in one MLflow run."""
+    from mlflow.tracking import MlflowClient
+
+    from gaitflow.runs import load_checkpoint
+
+    overrides = WORKFLOW_TINY + [
+        "grid.backbones=[gaitset]",
+        "grid.recipes=[triplet]",
+        "train.iterations=120",
+        "train.checkpoint_every=10",
+        "train.milestones=[100]",
+    ]
+    reference = make_workflow_project(tmp_path / "reference", overrides)
+    run("snakemake --cores 1", reference, env=NO_ENV_URI)
+    root = make_workflow_project(tmp_path / "project", overrides)
+    name = "gaitset-triplet-s0"
+    work = root / "models" / ".in-progress" / DATASET / name / "checkpoint.pt"
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    snakemake = subprocess.Popen(
+        ["snakemake", "--cores", "1"],
+        cwd=root,
+        env={**os.environ, "PATH": path, **NO_ENV_URI},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    killed_at = None
+    deadline = time.time() + 300
+    while time.time() < deadline and snakemake.poll() is None:
+        if work.exists():
+            try:
+                killed_at = int(load_checkpoint(work)["iteration"])
+            except Exception:  # noqa: BLE001 - being replaced at this moment
+                killed_at = None
+            if killed_at and killed_at >= 30:
+                trainer = _training_process(snakemake)
+                if trainer is not None:
+                    trainer.kill()  # SIGKILL: no chance to clean up
+                    break
+        time.sleep(0.05)
+    assert snakemake.wait(timeout=120) != 0, "the job should have failed"
+    assert killed_at and killed_at < 120 and work.exists()  # the checkpoint outlived the failed job
+    assert not (root / "models" / DATASET / name).exists()  # Snakemake removed the failed output
+    run("snakemake --cores 1", root, env=NO_ENV_URI)
+    log = (root / f"logs/train/{DATASET}/{name}.log").read_text()
+    assert "resumed from iteration" in log, log[-500:]
+    resumed = int(log.split("resumed from iteration ")[1].split(")")[0])
+    assert resumed >= killed_at
+    ours = load_checkpoint(root / "models" / DATASET / name / "checkpoint.pt")
+    theirs = load_checkpoint(reference / "models" / DATASET / name / "checkpoint.pt")
+    assert ours["iteration"] == theirs["iteration"] == 120
+    assert all(torch.equal(ours["model"][k], theirs["model"][k]) for k in theirs["model"])
+    assert not work.parent.exists()  # promoted, then cleaned up
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(f"gaitflow-{DATASET}")
+    runs = client.search_runs([experiment.experiment_id])
+    assert [r.info.run_name for r in runs] == [name] and runs[0].info.status == "FINISHED"
+    steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "total")]
+    assert steps == list(range(1, 121))  # no step twice, none missing
+    print(f"killed at iteration {killed_at}, resumed from {resumed}")  # a figure, reported by -s

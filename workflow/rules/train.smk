@@ -18,7 +18,8 @@ rule train:
         file=PARAMS,
         settings=settings("train"),
         identity=identity("train"),
+        work=lambda wc: gw.WORK.format(**wc),
     shell:
         "OMP_NUM_THREADS={threads} gaitflow train --params {params.file} --dataset {wildcards.dataset} "
         "--backbone {wildcards.backbone} --recipe {wildcards.recipe} --seed {wildcards.seed} --data {input} --out {output.run} "
-        "--curve {output.curve} --restart --quiet > {log} 2>&1"
+        "--curve {output.curve} --work {params.work} --quiet > {log} 2>&1"
