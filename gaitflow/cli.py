@@ -304,6 +304,7 @@ def cmd_train(args) -> int:
             init_from=Path(args.init_from) if args.init_from else None,
             seed=seed,
             work_dir=work,
+            logged_up_to=tracker.last_step() if resuming else None,
         )
     except BaseException:
         tracker.end("FAILED")

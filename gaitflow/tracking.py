@@ -253,6 +253,14 @@ class Tracker:
     def attach(self, run_id: str) -> None:
         self.run_id = run_id
 
+    def last_step(self, key: str = "total") -> int:
+        """The last step of a metric this run holds (0: none), so a resumed run can send what a
+        kill kept from reaching MLflow, and nothing twice."""
+        if not (self.enabled and not self.failed and self.run_id):
+            return 0
+        steps = self._guard(lambda: [m.step for m in self._client().get_metric_history(self.run_id, key)])
+        return max(steps or [0])
+
     def log_dataset(self, name: str, data_dir: Path, context: str) -> None:
         """The packed dataset in ``data_dir`` as an input of the run (see :func:`dataset_input`), used
         in ``context`` ("training", "evaluation"); the UI's Dataset column shows it. A folder that

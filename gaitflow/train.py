@@ -230,6 +230,10 @@ def promote(work: Path, out: Path) -> None:
     shutil.rmtree(work)
 
 
+def _log_records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+
+
 def _truncate_log(path: Path, iteration: int) -> None:
     """Drop log lines past the checkpoint a run resumes from (they will be logged again)."""
     if not path.exists():
@@ -254,6 +258,7 @@ def train(
     init_from: Path | None = None,
     seed: int | None = None,
     work_dir: Path | None = None,
+    logged_up_to: int | None = None,
 ) -> dict:
     """Train one run (resuming from out_dir/checkpoint.pt when there is one); returns a summary.
     ``init_from``: a run folder whose weights a fresh run starts from (fine-tuning)."""
@@ -319,7 +324,7 @@ def train(
         torch.backends.cudnn.benchmark = True
 
     # ---- resume, or start (GSAM's memory is initialised by one pass of the untrained extractor)
-    start = 0
+    start, replay = 0, []
     if ckpt_path.exists() and not restart:
         ckpt = load_checkpoint(ckpt_path, dev)
         if ckpt.get("config_hash") != digest:
@@ -336,6 +341,8 @@ def train(
         scaler.load_state_dict(ckpt["scaler"])
         start = int(ckpt["iteration"])
         _truncate_log(home / LOG, start)
+        if logged_up_to is not None:  # records the checkpoint holds that a kill kept from on_log
+            replay = [r for r in _log_records(home / LOG) if logged_up_to < r.get("iteration", 0) <= start]
     else:  # a fresh run: components that need the training data first get it (GSAM fills its memory)
         if init_from is not None:
             start_from(model, Path(init_from), backbone, len(subjects))
@@ -384,6 +391,9 @@ def train(
         while pending and on_log:
             on_log(pending.pop(0))
         pending.clear()
+
+    pending.extend(replay)
+    flush()
 
     bar = tqdm(
         range(start, total_iters),

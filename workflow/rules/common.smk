@@ -1,6 +1,7 @@
 # Shared by every rule: the params file, its validation, the grid and the
 # device each job runs on. Planning the DAG imports nothing heavy: gaitflow's
 # workflow and devices modules only read files.
+import math
 import os
 import re
 
@@ -41,10 +42,33 @@ except GaitflowError as exc:
 GRID = config["grid"]
 RUNS = gw.runs(config)
 IMPORTED = gw.imported(config)
-# Training and evaluation hold a GPU each when they run on CUDA; the CLI pins
-# every job to its own device (gaitflow/devices.py).
-GPU = 1 if config["train"]["device"] != "cpu" and visible_gpus() else 0
-MODEL_THREADS = 4 if GPU else 1  # CPU: one thread per job, jobs in parallel
+# Training and evaluation ask for a GPU each unless train.device is cpu: a
+# counter for `--resources gpu=N` on a GPU machine (the CLI pins every job to
+# a device of its own, gaitflow/devices.py), `sbatch --gpus=1` on a SLURM
+# cluster, whose login node, where the jobs are planned, often has no GPU.
+GPU = 1 if config["train"]["device"] != "cpu" else 0
+MODEL_THREADS = 4 if GPU and visible_gpus() else 1  # CPU: one thread per job, jobs in parallel
+
+# SLURM requests (workflow/profiles/slurm; local runs ignore them), from the
+# params, for training and evaluation:
+# - CPUs: train.threads, else what MODEL_THREADS will be on the node;
+# - training's time limit: train.iterations x SECONDS_PER_ITERATION x SAFETY,
+#   plus STARTUP_MINUTES (imports, data, MLflow);
+# - memory: PEAK_MEMORY_MB x SAFETY, plus CUDA_HOST_MB on a GPU job (host
+#   memory of the CUDA libraries; an allowance, not measured).
+# Measured on one CPU core with the default params: the slowest run of the
+# default grid (mt3d triplet) trains 400 iterations in 84 s, startup included;
+# the largest peak resident memory is 680 MB (training; evaluation 550 MB). For
+# other params or GPUs, measure (train.log has iterations_per_second) and
+# change the figures here.
+SECONDS_PER_ITERATION = 0.21
+PEAK_MEMORY_MB = 700
+SAFETY = 3
+STARTUP_MINUTES = 5
+CUDA_HOST_MB = 3000
+SLURM_CPUS = config["train"]["threads"] or (4 if GPU else 1)
+TRAIN_MINUTES = math.ceil(config["train"]["iterations"] * SECONDS_PER_ITERATION * SAFETY / 60) + STARTUP_MINUTES
+SLURM_MEM_MB = PEAK_MEMORY_MB * SAFETY + (CUDA_HOST_MB if GPU else 0)
 
 
 wildcard_constraints:

@@ -16,6 +16,8 @@ rule evaluate:
     threads: MODEL_THREADS
     resources:
         gpu=GPU,
+        cpus_per_task=SLURM_CPUS,
+        mem_mb=SLURM_MEM_MB,
     params:
         file=PARAMS,
         settings=settings("evaluate"),

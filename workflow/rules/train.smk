@@ -14,6 +14,9 @@ rule train:
     threads: MODEL_THREADS
     resources:
         gpu=GPU,
+        cpus_per_task=SLURM_CPUS,
+        mem_mb=SLURM_MEM_MB,
+        runtime=TRAIN_MINUTES,
     params:
         file=PARAMS,
         settings=settings("train"),
