@@ -219,7 +219,9 @@ def test_the_slurm_profile_submits_training_to_gpus(project):
     out = run("snakemake -n --profile workflow/profiles/slurm", project).stdout
     train = out[out.index("rule train:") :]
     resources = next(line for line in train.splitlines() if "resources:" in line)
-    assert "slurm_partition=gpu" in resources and "gpu=1" in resources and "runtime=6" in resources  # 4 iterations x 0.21 s x 3, + 5 min
+    assert (
+        "slurm_partition=gpu" in resources and "gpu=1" in resources and "runtime=6" in resources
+    )  # 4 iterations x 0.21 s x 3, + 5 min
 
 
 def test_a_configfile_replaces_params_yaml_and_command_line_config_is_refused(project, tmp_path):
