@@ -254,6 +254,8 @@ def cmd_train(args) -> int:
 
     data = Path(args.data or layout.PACKED.format(dataset=name))
     seed = params["seed"] if args.seed is None else args.seed
+    if seed < 0:
+        raise GaitflowError(f"--seed {seed}: expected a non-negative integer")
     method = layout.METHOD.format(backbone=args.backbone, recipe=args.recipe, seed=seed)
     out = Path(args.out or layout.RUN.format(dataset=name, backbone=args.backbone, recipe=args.recipe, seed=seed))
     config = run_config(params, name, args.backbone, args.recipe, seed)

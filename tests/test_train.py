@@ -314,3 +314,9 @@ def test_a_work_checkpoint_from_other_settings_is_set_aside_and_training_starts_
     assert changed.returncode == 0, changed.stderr
     assert "was written with other settings, code or data; starting over" in changed.stderr
     assert "resumed" not in changed.stdout
+
+
+def test_a_negative_seed_is_one_line(project, capsys):
+    assert main(["train", "--backbone", "gaitset", "--recipe", "triplet", "--seed", "-1", *_sets()]) == 2
+    err = capsys.readouterr().err
+    assert "--seed -1: expected a non-negative integer" in err and err.count("\n") == 1
