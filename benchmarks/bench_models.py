@@ -4,6 +4,7 @@
                                       [--steps 3] [--channels-last] [--compile] [--device cuda]
 
 Shapes:
+- default: params.yaml's training, 32 x 22 frames, 16 frames per clip, P8 x K4, width 0.25;
 - cpu:   the CPU profile, 32 x 22 frames, 16 frames per clip, P4 x K4, width 0.5;
 - paper: 64 x 44, 30 frames, P8 x K8, width 1 (the papers' setting);
 - ref:   64 x 44, 30 frames, P8 x K4, width 1 (the shape of the reference timing:
@@ -26,6 +27,7 @@ from gaitflow.models import available, create_model
 from gaitflow.models.base import to_channels_last
 
 SHAPES = {
+    "default": {"frame_shape": (32, 22), "frames": 16, "batch": (8, 4), "width": 0.25},
     "cpu": {"frame_shape": (32, 22), "frames": 16, "batch": (4, 4), "width": 0.5},
     "paper": {"frame_shape": (64, 44), "frames": 30, "batch": (8, 8), "width": 1.0},
     "ref": {"frame_shape": (64, 44), "frames": 30, "batch": (8, 4), "width": 1.0},

@@ -2,9 +2,11 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from gaitflow.errors import GaitflowError
 from gaitflow.models import available, create_model
+from gaitflow.models.gaitgl import GLConv
 
 MODELS = ["gaitset", "gaitpart", "gaitgl", "gln", "deepgaitv2", "mt3d", "gei"]
 TRAINABLE = [m for m in MODELS if m != "gei"]
@@ -131,3 +133,35 @@ def test_gei_is_the_mean_of_the_real_frames():
     expected = torch.zeros(32, 22)
     expected[:16] = 0.5
     torch.testing.assert_close(emb[0, 0], expected.reshape(-1))
+
+
+@pytest.mark.parametrize("height, stack", [(16, False), (16, True), (12, False), (13, True)])
+def test_glconv_strips_are_convolved_apart(height, stack):
+    """Equal strips are stacked into the batch, unequal ones convolved one by one: either way each
+    strip sees zero padding at its borders, as one convolution per strip gives (GaitGL, eq. 2)."""
+    torch.manual_seed(0)
+    layer = GLConv(3, 4, halving=2, stack=stack)
+    x = torch.randn(2, 3, 5, height, 7)
+    strips = torch.cat([layer.local_conv(p) for p in x.split(height // 4, dim=3)], dim=3)
+    glob, local = F.leaky_relu(layer.global_conv(x)), F.leaky_relu(strips)
+    expected = torch.cat([glob, local], dim=3) if stack else glob + local
+    assert torch.allclose(layer(x), expected, atol=1e-6)
+
+
+def test_gaitgl_chunked_backbone_equals_the_whole_batch(monkeypatch):
+    """On the CPU the backbone runs a few sequences at a time; training must not notice."""
+    import gaitflow.models.gaitgl as gaitgl
+
+    torch.manual_seed(0)
+    model = create_model("gaitgl", frame_shape=(32, 22), width=0.25, num_classes=5).train()
+    x, lengths = torch.rand(5, 7, 32, 22), torch.tensor([7, 6, 2, 7, 4])
+    results = []
+    for chunk_bytes in (1, 2**40):  # two sequences per chunk, then the whole batch at once
+        monkeypatch.setattr(gaitgl, "CHUNK_BYTES", chunk_bytes)
+        model.zero_grad()
+        out = model(x, lengths)
+        (out.embeddings.square().mean() + out.logits.mean()).backward()
+        results.append((out.embeddings.detach(), [p.grad.clone() for p in model.parameters()]))
+    (emb_a, grads_a), (emb_b, grads_b) = results
+    assert torch.allclose(emb_a, emb_b, atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grads_a, grads_b))

@@ -80,7 +80,9 @@ def test_embeddings_equal_the_reference_models(name):
     assert max(errors) <= TOLERANCE
 
 
-@pytest.mark.parametrize("name", ["gaitset", "gaitpart", "gaitgl-casiab", "gln-phase1", "deepgaitv2-p3d"])
+@pytest.mark.parametrize(
+    "name", ["gaitset", "gaitpart", "gaitgl-casiab", "gaitgl-oumvlp", "gln-phase1", "deepgaitv2-p3d"]
+)
 def test_a_padded_batch_gives_what_the_reference_gives_each_sequence_alone(name):
     backbone, _ = CASES[name]
     model, *_ = build(backbone, read_checkpoint(FIXTURES / f"{name}.pt")["model"], (64, 44))
