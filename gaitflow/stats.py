@@ -17,8 +17,9 @@ paired: its replicates are the differences of theirs, and the interval of the
 difference is much narrower than the two intervals would suggest.
 
 The per-probe hits come from the metrics files (``hits``: each probe's hit
-against every gallery view, written by the cross-view protocol): nothing is
-embedded or ranked again.
+against every gallery view, written by the cross-view protocol; ``probe_scores``:
+each probe's first-match rank, AP and INP, written by a retrieval protocol):
+nothing is embedded or ranked again.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gaitflow.evaluate.retrieval import PROBE_SCORES, record_figures
+
 MEAN = "Mean"
+PROXY = "proxy "  # how the tables name a proxy score's figures (GREW's: its probes have no identity)
 
 
 @dataclass(frozen=True)
@@ -102,12 +106,18 @@ class Bootstrap:
         conds = [c for c in metrics.get("hits", {})]
         if len(conds) > 1:
             out[MEAN] = _nanmean(np.stack([out[c] for c in conds], 1), 1)
+        record = metrics.get(PROBE_SCORES)
+        if record:  # a retrieval protocol: its figures, named as the tables name them
+            prefix = PROXY if record["figures"] == "retrieval_proxy" else ""
+            subjects = np.array([self.index[s] for s in record["subjects"]], dtype=np.int64)
+            figures = record_figures(record, weights[:, subjects])
+            out.update({prefix + name: value for name, value in figures.items()})
         return out
 
     def replicates(self, runs: list[dict]) -> dict:
         """{column: [B]} for a group of runs (the seeds of one method): per replicate, the mean over
         seeds drawn with replacement, under that replicate's identity weights."""
-        if self.weights is None or not runs or not all("hits" in m for m in runs):
+        if self.weights is None or not runs or not all(scored(m) for m in runs):
             return {}
         per_seed = [self._per_seed(m, self.weights) for m in runs]
         n = len(runs)
@@ -128,6 +138,17 @@ class Bootstrap:
         tail = (1 - self.level) / 2 * 100
         low, high = np.percentile(finite, [tail, 100 - tail])
         return Estimate(value, float(low), float(high))
+
+
+def scored(metrics: dict) -> bool:
+    """Whether a metrics file holds per-probe scores the bootstrap can reweight."""
+    return "hits" in metrics or PROBE_SCORES in metrics
+
+
+def identities(metrics: dict) -> set[str]:
+    """The test identities of a metrics file's per-probe scores."""
+    ids = {s for record in metrics.get("hits", {}).values() for s in record["subjects"]}
+    return ids | set(metrics.get(PROBE_SCORES, {}).get("subjects", []))
 
 
 def verdict(difference: Estimate) -> str:

@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from gaitflow.errors import GaitflowError
+from gaitflow.evaluate.retrieval import PROBE_SCORES
 from gaitflow.losses import registry
-from gaitflow.stats import MEAN, Bootstrap, Estimate, verdict
+from gaitflow.stats import MEAN, PROXY, Bootstrap, Estimate, identities, verdict
 from gaitflow.workflow import VIEW_PLOT_FILE
 
 VARIANTS = ("base", "+D", "+G", "++")
@@ -113,7 +114,7 @@ def load_result(path: Path) -> Result:
             extra={f"{c} R{k[4:]}": v for k, by in m.items() if _is_rank_k(k) for c, v in by.items()},
             label=m.get("label"),
             seed=m.get("seed"),
-            runs=[{k: m[k] for k in ("hits", "views", "identical_views") if k in m}],
+            runs=[{k: m[k] for k in ("hits", "views", "identical_views", PROBE_SCORES) if k in m}],
         )
     except FileNotFoundError:
         raise GaitflowError(f"{path}: not found; evaluate the run first (gaitflow evaluate)") from None
@@ -133,7 +134,7 @@ def _retrieval_columns(m: dict) -> dict[str, float]:
     if "retrieval" in m:
         return {k: v for k, v in m["retrieval"].items() if k != "probes"}
     proxy = m["retrieval_proxy"]
-    return {f"proxy {k}": v for k, v in proxy.items() if k not in ("probes", "note")}
+    return {f"{PROXY}{k}": v for k, v in proxy.items() if k not in ("probes", "note")}
 
 
 def mean(values) -> float | None:
@@ -250,7 +251,7 @@ def _summary(r: Result, conds: list[str], extras: list[str] | None = None) -> li
 
 
 def _intervals(r: Result, conds: list[str], extras: list[str] | None = None) -> list:
-    """The intervals of ``_summary``'s cells (None where there is none: further ranks, retrieval)."""
+    """The intervals of ``_summary``'s cells (None where there is none: further ranks)."""
     averaged = [r.intervals.get(MEAN)] if len(conds) > 1 and r.kind == "cross-view" else []
     return [r.intervals.get(c) for c in conds] + averaged + [None] * len(extras or [])
 
@@ -407,9 +408,7 @@ def combine(results: list[Result]) -> list[Result]:
 def attach_intervals(results: list[Result], settings: dict | None = None) -> Bootstrap | None:
     """Bootstrap replicates and intervals for every result (in place), on shared replicates."""
     settings = {**BOOTSTRAP, **(settings or {})}
-    ids = sorted(
-        {s for r in results for run in r.runs for rec in run.get("hits", {}).values() for s in rec["subjects"]}
-    )
+    ids = sorted({s for r in results for run in r.runs for s in identities(run)})
     if not ids or not settings["replicates"]:
         return None
     boot = Bootstrap(
@@ -592,12 +591,20 @@ def _gain_on_cl(boot: Bootstrap, variant: Result, base: Result) -> Estimate:
     return boot.estimate(value, reps["CL"] - np.max(np.stack([reps[c] for c in others]), 0))
 
 
+def _headline(r: Result) -> str:
+    """The figure a claim compares: the mean over conditions, or a retrieval protocol's rank-1."""
+    if r.kind == "cross-view":
+        return MEAN
+    return next((c for c in r.rank1 if c.endswith("rank1")), MEAN)
+
+
 def claims_table(results: list[Result], recipes: dict, boot: Bootstrap | None) -> Table:
     """Each claim the grid can test, per backbone: the measured difference, its paired interval and a
     verdict (supported, contradicted, inconclusive at this sample size); claims without runs: not tested."""
     table = Table(
         "claims",
-        "The papers' claims on this data (rank-1 points, mean over conditions unless stated; paired 95% interval)",
+        "The papers' claims on this data (rank-1 points: mean over conditions, or a retrieval protocol's rank-1, "
+        "unless stated; paired 95% interval)",
         ["paper", "claim", "backbone", "variant vs base"],
         ["difference", "verdict"],
         differences=True,
@@ -615,7 +622,8 @@ def claims_table(results: list[Result], recipes: dict, boot: Bootstrap | None) -
                 if col == "CL-gain":
                     est = _gain_on_cl(boot, r, b) if boot else Estimate(None)
                 else:
-                    est = _difference(boot, r, b, col) if boot else Estimate(_observed(r, col))
+                    c = _headline(r) if col == MEAN else col
+                    est = _difference(boot, r, b, c) if boot else Estimate(_observed(r, c))
                 labels = (paper, claim, r.backbone, f"{r.recipe} vs {b.recipe}")
                 interval = (est.low, est.high) if est.low is not None else None
                 table.add(labels, [est.value, None], r.run_id, [interval, None])

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from gaitflow.evaluate.protocols import cross_view_rank1
+from gaitflow.evaluate.retrieval import PROBE_SCORES, record_figures, retrieval
 from gaitflow.stats import Bootstrap, Estimate, weighted_rank1
 from gaitflow.tables import Result, build_tables, combine
 
@@ -158,3 +159,59 @@ def test_an_addition_of_ours_is_labelled_and_kept_out_of_the_papers_claims():
     assert not any("centred" in pair for claim, pair in rows if not claim.startswith("Centr"))
     assert rows[("Centred GSAM improves the baseline", "triplet+gsam-centred vs triplet")] == "supported"
     assert rows[("Centring improves GSAM", "triplet+gsam-centred vs triplet+gsam")] == "supported"
+
+
+def _retrieval_metrics(noise, proxy=False):
+    """A Gait3D-like retrieval result (every sequence of an identity against the others' gallery half)."""
+    emb, subjects, _, _ = _dataset(seed=0, noise=noise)
+    probe, gallery = np.arange(0, len(emb), 2), np.arange(1, len(emb), 2)
+    figures, record = retrieval(emb, subjects, probe, gallery, ranks=(1, 5), per_probe=True)
+    name = "retrieval_proxy" if proxy else "retrieval"
+    return {name: figures, PROBE_SCORES: {"figures": name, **record}}
+
+
+def _retrieval_result(recipe, metrics):
+    figures = metrics.get("retrieval") or {f"proxy {k}": v for k, v in metrics["retrieval_proxy"].items()}
+    rank1 = {k: v for k, v in figures.items() if not k.endswith("probes")}
+    return Result(f"gaitset-{recipe}", "gaitset", recipe, rank1, {}, None, kind="retrieval", seed=0, runs=[metrics])
+
+
+def test_retrieval_probe_scores_reproduce_the_figures_and_get_intervals():
+    metrics = _retrieval_metrics(noise=1.5)
+    record = metrics[PROBE_SCORES]
+    assert len(record["subjects"]) == metrics["retrieval"]["probes"]
+    ones = record_figures(record, np.ones((1, len(record["subjects"]))))
+    for name in ("rank1", "rank5", "mAP", "mINP"):
+        assert ones[name][0] == pytest.approx(metrics["retrieval"][name], abs=0.01)  # AP, INP kept to 4 decimals
+    # an identity drawn twice counts twice
+    twice = np.where(np.array(record["subjects"]) == record["subjects"][0], 2.0, 1.0)[None]
+    first = np.asarray(record["first"]) < 1
+    assert record_figures(record, twice)["rank1"][0] == pytest.approx(100 * (twice[0] @ first) / twice.sum())
+
+    base, better = _retrieval_result("triplet", metrics), _retrieval_result("triplet+drpl", _retrieval_metrics(0.9))
+    tables = build_tables([base, better], RECIPES)
+    variants, diff = tables["variants"]
+    for labels, _ in variants.rows:
+        for col in ("rank1", "mAP"):
+            low, high = variants.intervals[(labels, col)]
+            assert low <= dict(variants.rows)[labels][variants.columns.index(col)][0] <= high and high > low
+    low, high = diff.intervals[(diff.rows[0][0], "rank1")]
+    assert low > 0  # less noise, better retrieval, on the same resampled identities
+
+
+def test_a_proxy_score_gets_intervals_under_its_own_names():
+    proxy = _retrieval_result("triplet", _retrieval_metrics(1.2, proxy=True))
+    table = build_tables([proxy], RECIPES)["variants"][0]
+    assert (table.rows[0][0], "proxy rank1") in table.intervals
+
+
+def test_claims_on_a_retrieval_protocol_compare_rank1():
+    base, drpl = (
+        _retrieval_result("triplet", _retrieval_metrics(1.5)),
+        _retrieval_result("triplet+drpl", _retrieval_metrics(0.9)),
+    )
+    claims = build_tables([base, drpl], RECIPES)["claims"][0]
+    (labels,) = [labels for labels, _ in claims.rows if labels[1] == "DRPL improves the baseline"]
+    value = dict(claims.rows)[labels][0][0]
+    assert value == pytest.approx(drpl.rank1["rank1"] - base.rank1["rank1"])
+    assert claims.verdicts[labels] == "supported"

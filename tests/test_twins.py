@@ -4,11 +4,13 @@ synth -> preprocess -> GEI baseline -> a few training iterations -> evaluate."""
 import json
 import zipfile
 
+import numpy as np
 import pytest
 from conftest import as_sets
 
 from gaitflow.cli import main
 from gaitflow.data.dataset import PackedDataset
+from gaitflow.evaluate.retrieval import PROBE_SCORES, record_figures
 
 TRAIN = [
     "train.p=2",
@@ -82,6 +84,16 @@ def test_gait3d_twin_probes_are_exactly_its_probe_set(project):
         assert "rank1" not in metrics and metrics["partition"]["source"] == "data/raw/gait3d-syn.json"
         r = metrics["retrieval"]
         assert r["probes"] == len(given["PROBE_SET"]) and {"rank1", "rank5", "rank10", "mAP", "mINP"} <= set(r)
+        _probe_scores_give_the_figures(metrics, "retrieval")
+
+
+def _probe_scores_give_the_figures(metrics, figures):
+    """The per-probe scores the tables' bootstrap reweights give back the protocol's figures."""
+    record = metrics[PROBE_SCORES]
+    assert record["figures"] == figures and len(record["subjects"]) == metrics[figures]["probes"]
+    got = record_figures(record, np.ones((1, len(record["subjects"]))))
+    for name in ("rank1", "rank5", "mAP", "mINP"):
+        assert got[name][0] == pytest.approx(metrics[figures][name], abs=0.01)
 
 
 def test_grew_twin_writes_the_submission_file_and_a_labelled_proxy(project):
@@ -99,6 +111,7 @@ def test_grew_twin_writes_the_submission_file_and_a_labelled_proxy(project):
             assert len(ids) == places and len(set(ids[:n_ids])) == n_ids and str(int(truth[v])) in ids
         assert "rank1" not in metrics and "retrieval" not in metrics
         assert metrics["retrieval_proxy"]["note"].startswith("proxy, not the official protocol")
+        _probe_scores_give_the_figures(metrics, "retrieval_proxy")
 
 
 def test_sustech1k_twin_reports_every_covariate_at_rank_1_and_5(project):

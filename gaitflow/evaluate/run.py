@@ -19,7 +19,7 @@ from gaitflow.data.packed import write_json, write_text_atomic
 from gaitflow.data.partition import in_force, sequence_name
 from gaitflow.errors import GaitflowError
 from gaitflow.evaluate.protocols import cross_view_rank1, probe_setting, select_types, view_labels
-from gaitflow.evaluate.retrieval import ranked_ids, retrieval
+from gaitflow.evaluate.retrieval import PROBE_SCORES, ranked_ids, retrieval
 from gaitflow.models.base import to_channels_last
 from gaitflow.runs import embed, load_run, resolve_device
 
@@ -42,10 +42,10 @@ def score(
         if protocol.get("unlabelled_probes"):
             return identification(emb, subjects, types, views, protocol, metric, ranks, out_dir)
         probe, gallery = retrieval_sets(data, test, protocol)
-        return {
-            "metric": metric,
-            "retrieval": retrieval(emb, subjects, np.flatnonzero(probe), np.flatnonzero(gallery), metric, ranks),
-        }
+        figures, record = retrieval(
+            emb, subjects, np.flatnonzero(probe), np.flatnonzero(gallery), metric, ranks, per_probe=True
+        )
+        return {"metric": metric, "retrieval": figures, PROBE_SCORES: {"figures": "retrieval", **record}}
     result = cross_view_rank1(
         emb,
         subjects,
@@ -105,10 +105,12 @@ def identification(emb, subjects, types, views, protocol, metric, ranks, out_dir
         lines = [header] + [",".join([views[p], *(_id(i) for i in ids)]) for p, ids in zip(probe, ranked)]
         out_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out_dir / SUBMISSION_FILE, "\n".join(lines) + "\n")
+    figures, record = retrieval(emb, subjects, gallery, gallery, metric, ranks, exclude_self=True, per_probe=True)
     result["retrieval_proxy"] = {
         "note": "proxy, not the official protocol: gallery sequences against the other gallery sequences",
-        **retrieval(emb, subjects, gallery, gallery, metric, ranks, exclude_self=True),
+        **figures,
     }
+    result[PROBE_SCORES] = {"figures": "retrieval_proxy", **record}
     return result
 
 
