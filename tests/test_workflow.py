@@ -269,6 +269,19 @@ def test_the_papers_params_plan_the_full_grid_on_the_real_casia_b(project):
     assert "synth" not in counts and counts["preprocess"] == 1 and counts["tables"] == 1
 
 
+def test_the_gsam_centred_profile_is_the_default_plus_one_recipe(project):
+    """workflow/params/gsam-centred.yaml: the default grid and GSAM on centred features, nothing else."""
+    default = load_params(REPO / "params.yaml")
+    profile = load_params(REPO / "workflow" / "params" / "gsam-centred.yaml")
+    added = [r for r in profile["grid"]["recipes"] if r not in default["grid"]["recipes"]]
+    assert added == ["triplet+gsam-centred"] and set(default["grid"]["recipes"]) < set(profile["grid"]["recipes"])
+    runs = len(profile["grid"]["backbones"]) * len(profile["grid"]["recipes"])
+    profile["grid"]["recipes"] = default["grid"]["recipes"]
+    assert profile == default
+    out = run("snakemake -n --cores all --configfile workflow/params/gsam-centred.yaml", project).stdout
+    assert runs == 24 and f"train {runs}" in " ".join(out.split())
+
+
 def test_imported_models_have_the_same_jobs_and_tracked_sections_in_both_front_ends(tmp_path):
     zoo = {"gaitgl-zoo": {"format": "opengait", "checkpoint": "data/zoo/gaitgl.pt", "backbone": "gaitgl"}}
     root = make_workflow_project(tmp_path / "project", WORKFLOW_TINY + [f"imported={json.dumps(zoo)}"])
