@@ -150,6 +150,19 @@ def test_an_edit_to_the_tables_module_reruns_only_the_tables_in_both_front_ends(
     assert _dvc_changed(root) == set()
 
 
+def test_another_params_file_reruns_only_what_it_changes(built):
+    """A profile (--configfile) identical to params.yaml reruns nothing; one with a recipe more in
+    the grid trains and evaluates only that recipe's runs and rebuilds the tables."""
+    root, _ = built
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    (root / "same.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert "Nothing to be done" in run("snakemake -n --cores 2 --configfile same.yaml", root).stdout
+    params["grid"]["recipes"] = [*params["grid"]["recipes"], "triplet+drpl"]
+    (root / "more.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    counts = _job_counts(run("snakemake -n --cores 2 --configfile more.yaml", root).stdout)
+    assert counts == {"train": 2, "evaluate": 2, "tables": 1, "all": 1}
+
+
 def test_a_recipe_change_reruns_that_recipe_only_in_both_front_ends(built):
     """Last of the tests on the built project: it changes params.yaml for good."""
     root, _ = built

@@ -11,7 +11,7 @@ rule baseline:
     conda:
         "../envs/gaitflow.yaml"
     params:
-        file=PARAMS,
+        file=PARAMS_FILE,
         settings=settings("baseline"),
         identity=identity("baseline"),
     shell:

@@ -24,6 +24,22 @@ configfile: "params.yaml"
 # params.yaml is the config. `--configfile other.yaml` replaces it as a whole
 # (a merge would mix two experiments); every CLI call reads the same file.
 PARAMS = os.path.relpath(workflow.overwrite_configfiles[-1]) if workflow.overwrite_configfiles else "params.yaml"
+
+
+class Untracked:
+    """A value a command gets but Snakemake does not record as a param (it records only builtin
+    values): the params file's *path*. What a job reads from the file is in its `settings` and
+    `identity` params, so a profile that changes one recipe reruns that recipe's jobs, not every
+    job because the path differs."""
+
+    def __init__(self, value: str):
+        self.value = value
+
+    def __str__(self) -> str:
+        return self.value
+
+
+PARAMS_FILE = Untracked(PARAMS)
 if workflow.config_settings.config:
     raise WorkflowError(
         "--config: gaitflow steps read their params file, so values given on the command line "

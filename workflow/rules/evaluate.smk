@@ -19,7 +19,7 @@ rule evaluate:
         cpus_per_task=SLURM_CPUS,
         mem_mb=SLURM_MEM_MB,
     params:
-        file=PARAMS,
+        file=PARAMS_FILE,
         settings=settings("evaluate"),
         identity=identity("evaluate"),
     shell:

@@ -9,7 +9,7 @@ rule import_checkpoint:
     conda:
         "../envs/gaitflow.yaml"
     params:
-        file=PARAMS,
+        file=PARAMS_FILE,
         settings=settings("import"),
         identity=identity("import"),
     shell:
@@ -35,7 +35,7 @@ rule evaluate_imported:
     resources:
         gpu=GPU,
     params:
-        file=PARAMS,
+        file=PARAMS_FILE,
         settings=settings("evaluate"),
         identity=identity("evaluate"),
     shell:

@@ -12,7 +12,7 @@ rule preprocess:
         "../envs/gaitflow.yaml"
     threads: 32  # Snakemake gives it at most --cores
     params:
-        file=PARAMS,
+        file=PARAMS_FILE,
         settings=settings("preprocess"),
         identity=identity("preprocess"),
     shell:

@@ -11,7 +11,7 @@ rule synth:
         "../envs/gaitflow.yaml"
     threads: 32  # Snakemake gives it at most --cores
     params:
-        file=PARAMS,
+        file=PARAMS_FILE,
         settings=settings("synth"),
         identity=identity("synth"),
     shell:

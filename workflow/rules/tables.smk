@@ -18,7 +18,7 @@ rule tables:
     conda:
         "../envs/gaitflow.yaml"
     params:
-        file=PARAMS,
+        file=PARAMS_FILE,
         settings=settings("tables"),
         identity=identity("tables"),
     shell:

@@ -18,7 +18,7 @@ rule train:
         mem_mb=SLURM_MEM_MB,
         runtime=TRAIN_MINUTES,
     params:
-        file=PARAMS,
+        file=PARAMS_FILE,
         settings=settings("train"),
         identity=identity("train"),
         work=lambda wc: gw.WORK.format(**wc),
