@@ -114,7 +114,7 @@ def load_result(path: Path) -> Result:
             extra={f"{c} R{k[4:]}": v for k, by in m.items() if _is_rank_k(k) for c, v in by.items()},
             label=m.get("label"),
             seed=m.get("seed"),
-            runs=[{k: m[k] for k in ("hits", "views", "identical_views", PROBE_SCORES) if k in m}],
+            runs=[_checked_scores(m)],
         )
     except FileNotFoundError:
         raise GaitflowError(f"{path}: not found; evaluate the run first (gaitflow evaluate)") from None
@@ -122,6 +122,24 @@ def load_result(path: Path) -> Result:
         raise GaitflowError(
             f"{path}: not a gaitflow metrics file with rank-1 by view ({exc}); evaluate the run again"
         ) from None
+
+
+def _checked_scores(m: dict) -> dict:
+    """What the bootstrap reads of a metrics file (per-probe hits or scores), its shape checked so a
+    damaged file is refused here in one line rather than failing inside the bootstrap."""
+    scores = {k: m[k] for k in ("hits", "views", "identical_views", PROBE_SCORES) if k in m}
+    for cond, record in scores.get("hits", {}).items():
+        views = len(scores["views"])
+        if len(record["subjects"]) != len(record["hits"]) or any(len(h) != views for h in record["hits"]):
+            raise ValueError(f"hits.{cond}: one identity and one mark per gallery view expected for each probe")
+    record = scores.get(PROBE_SCORES)
+    if record is not None:
+        n = len(record["subjects"])
+        if record["figures"] not in ("retrieval", "retrieval_proxy") or any(
+            len(record[k]) != n for k in ("first", "ap", "inp")
+        ):
+            raise ValueError(f"{PROBE_SCORES}: subjects, first, ap and inp of equal length expected")
+    return scores
 
 
 def _is_rank_k(key: str) -> bool:

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from gaitflow.cli import main
+from gaitflow.errors import GaitflowError
 from gaitflow.tables import (
     Result,
     build_tables,
@@ -180,6 +181,33 @@ def test_a_corrupt_results_file_is_named(tmp_path):
     bad = tmp_path / "metrics.json"
     bad.write_text("{not json")
     with pytest.raises(Exception, match="metrics.json: not a gaitflow metrics file"):
+        load_result(bad)
+
+
+@pytest.mark.parametrize(
+    "damage, key",
+    [
+        ({"hits": {"NM": {"subjects": ["001"], "views": ["000"], "hits": ["1"]}}}, "hits.NM"),
+        (
+            {
+                "probe_scores": {
+                    "figures": "retrieval",
+                    "ranks": [1],
+                    "subjects": ["001"],
+                    "first": [],
+                    "ap": [],
+                    "inp": [],
+                }
+            },
+            "probe_scores",
+        ),
+    ],
+)
+def test_damaged_per_probe_scores_are_named(tmp_path, damage, key):
+    """The bootstrap's inputs are checked when the file is read: one line naming the file and the key."""
+    metrics = {"method": "gei-baseline", "rank1": {"NM": 50.0}, "per_view": {"NM": {}}, "views": ["000", "090"]}
+    bad = _write(tmp_path / "metrics.json", {**metrics, **damage})
+    with pytest.raises(GaitflowError, match=f"metrics.json: not a gaitflow metrics file .*{key}"):
         load_result(bad)
 
 
