@@ -43,13 +43,10 @@ def _per_probe(distances: np.ndarray, probe_ids: np.ndarray, gallery_ids: np.nda
 
 
 def _summarise(per: dict, ranks) -> dict:
+    """The protocol's figures: :func:`record_figures` with every probe weighing one (NaN without probes)."""
     n = len(per["first"])
-    if not n:
-        return {"probes": 0, **{f"rank{k}": float("nan") for k in ranks}, "mAP": float("nan"), "mINP": float("nan")}
-    out = {"probes": int(n)}
-    out.update({f"rank{k}": float(100 * (per["first"] < k).mean()) for k in ranks})
-    out.update({"mAP": float(100 * per["ap"].mean()), "mINP": float(100 * per["inp"].mean())})
-    return out
+    figures = record_figures({**per, "ranks": ranks}, np.ones((1, n)))
+    return {"probes": int(n), **{name: float(value[0]) for name, value in figures.items()}}
 
 
 def retrieval_metrics(distances: np.ndarray, probe_ids: np.ndarray, gallery_ids: np.ndarray, ranks=(1, 5, 10)) -> dict:
