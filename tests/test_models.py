@@ -13,7 +13,7 @@ TRAINABLE = [m for m in MODELS if m != "gei"]
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 # Parameters at width 1, 64 x 44, 74 classes. GaitSet, GaitPart and GaitGL equal the reference
-# implementation's (2.595 M, 1.204 M, 3.097 M); the others are as measured here (see the README).
+# implementation's (2.595 M, 1.204 M, 3.097 M); the others are as measured here (docs/backbones.md).
 PARAMETERS = {
     "gaitset": 2_594_592,
     "gaitpart": 1_204_000,

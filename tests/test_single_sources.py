@@ -119,19 +119,6 @@ def test_params_validation_stays_light():
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 
-def test_the_readme_lists_the_registered_backbones():
-    text = (REPO / "README.md").read_text()
-    table = text[text.index("| name | model |") :].split("\n\n")[0].splitlines()[2:]
-    assert {row.split("`")[1] for row in table} == set(available())
-
-
-def test_the_readme_lists_the_registered_loss_components():
-    text = (REPO / "README.md").read_text()
-    table = text[text.index("| role | what it returns |") :].split("\n\n")[0].splitlines()[2:]
-    listed = {name.strip("` ") for row in table for name in row.split("|")[3].split("(")[0].split(",")}
-    assert listed == set(registry.names())
-
-
 def test_the_schema_names_the_conditions_each_twin_draws():
     from gaitflow.data import synth
 
