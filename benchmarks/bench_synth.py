@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from gaitflow.config import load_params
-from gaitflow.data import synth
+from gaitflow.data import synth, walker
 
 
 def main() -> None:
@@ -42,14 +42,14 @@ def main() -> None:
     timings = {"render": 0.0, "noise": 0.0, "encode": 0.0}
     n = 0
     for cond in ("nm", "bg", "cl"):
-        shot = synth.sample_shot(synth._seed(0, cond == "bg", cond == "cl"), body, cond, 60, 90)
+        shot = walker.sample_shot(walker.seeded(0, cond == "bg", cond == "cl"), body, cond, 60, 90)
         t0 = time.perf_counter()
-        frames = synth.render(body, shot, syn["width"], syn["height"])
+        frames = walker.render(body, shot, syn["width"], syn["height"])
         timings["render"] += time.perf_counter() - t0
         rng = np.random.default_rng(0)
         for f in frames:
             t0 = time.perf_counter()
-            f = synth.add_noise(f, rng, syn["noise"])
+            f = walker.add_noise(f, rng, syn["noise"])
             t1 = time.perf_counter()
             cv2.imencode(".png", f)
             timings["noise"] += t1 - t0

@@ -120,9 +120,9 @@ def test_params_validation_stays_light():
 
 
 def test_the_schema_names_the_conditions_each_twin_draws():
-    from gaitflow.data import synth
+    from gaitflow.data import synth, walker
 
     defs = schema()["$defs"]
-    assert set(defs["conditions_walk"]["properties"]) == set(synth.CONDITION_CODES)
+    assert set(defs["conditions_walk"]["properties"]) == set(walker.CONDITION_CODES)
     assert tuple(defs["conditions_sustech1k"]["properties"]) == synth.SUSTECH1K_COVARIATES
-    assert set(defs["conditions_ccpg"]["properties"]) == set(synth.CONDITION_CODES) | set(synth.CCPG_STATUSES)
+    assert set(defs["conditions_ccpg"]["properties"]) == set(walker.CONDITION_CODES) | set(synth.CCPG_STATUSES)

@@ -6,7 +6,7 @@ import zipfile
 import cv2
 import numpy as np
 
-from gaitflow.data import synth
+from gaitflow.data import synth, walker
 from gaitflow.data.layouts import LAYOUTS
 
 
@@ -53,7 +53,7 @@ def test_identity_is_in_the_body_not_the_frame():
     """Two shots of one identity differ in size and position; proportions are the identity's."""
     body = synth.body_of(0, 3)
     assert body == synth.body_of(0, 3) and body != synth.body_of(0, 4)
-    shots = [synth.sample_shot(synth._seed(0, 2, 3, 0, k, 90), body, "nm", 20, 90) for k in (1, 2)]
+    shots = [walker.sample_shot(walker.seeded(0, 2, 3, 0, k, 90), body, "nm", 20, 90) for k in (1, 2)]
     assert shots[0].stature_px != shots[1].stature_px and shots[0].x_frac != shots[1].x_frac
 
 
@@ -61,8 +61,8 @@ def test_coat_widens_and_bag_adds_to_the_outline():
     body = synth.body_of(0, 5)
     area = {}
     for cond in ("nm", "bg", "cl"):
-        shot = synth.sample_shot(synth._seed(9), body, cond, 12, 90)
-        frames = synth.render(body, shot, 320, 240)
+        shot = walker.sample_shot(walker.seeded(9), body, cond, 12, 90)
+        frames = walker.render(body, shot, 320, 240)
         area[cond] = np.mean([(f > 0).sum() for f in frames])
     assert area["cl"] > area["nm"] * 1.1
     assert area["bg"] > area["nm"]
@@ -70,10 +70,10 @@ def test_coat_widens_and_bag_adds_to_the_outline():
 
 def test_noise_rate_zero_is_clean_and_high_rate_drops_frames():
     body = synth.body_of(0, 1)
-    shot = synth.sample_shot(synth._seed(1), body, "nm", 40, 90)
-    clean = synth.render(body, shot, 320, 240)
+    shot = walker.sample_shot(walker.seeded(1), body, "nm", 40, 90)
+    clean = walker.render(body, shot, 320, 240)
     rng = np.random.default_rng(0)
-    assert all(np.array_equal(f, synth.add_noise(f.copy(), rng, 0.0)) for f in clean)
-    noisy = [synth.add_noise(f.copy(), rng, 1.0) for f in clean]
+    assert all(np.array_equal(f, walker.add_noise(f.copy(), rng, 0.0)) for f in clean)
+    noisy = [walker.add_noise(f.copy(), rng, 1.0) for f in clean]
     assert sum(int(f.sum() == 0) for f in noisy) > 0  # missing frames appear
     assert sum(int(not np.array_equal(a, b)) for a, b in zip(clean, noisy)) == len(clean)
