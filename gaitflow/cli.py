@@ -19,6 +19,7 @@ overrides, and prints one line and exits non-zero on bad input.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -246,11 +247,7 @@ def _claim_gpu(args, params) -> None:
 def cmd_train(args) -> int:
     params, name, spec = _load(args)
     _claim_gpu(args, params)
-    from gaitflow import tracking
-    from gaitflow.data.partition import in_force as partition_in_force
-    from gaitflow.plots import loss_curve
-    from gaitflow.runs import CHECKPOINT, CONFIG, LOG
-    from gaitflow.train import clear_stale, distributed, run_config, run_key, train
+    from gaitflow.train import distributed, run_config, train
 
     data = Path(args.data or layout.PACKED.format(dataset=name))
     seed = params["seed"] if args.seed is None else args.seed
@@ -261,37 +258,7 @@ def cmd_train(args) -> int:
     config = run_config(params, name, args.backbone, args.recipe, seed)
     rank = distributed()[0]
     work = Path(args.work) if args.work else None
-    home = work or out  # where the checkpoint and the MLflow run id are while training
-    if work and rank == 0:
-        note = clear_stale(work, run_key(config, data))  # another setting, code or data: start over
-        if note:
-            print(f"gaitflow train: {note}", file=sys.stderr)
-    tracker = tracking.Tracker(tracking.tracking_uri(params), params["tracking"]["enabled"] and rank == 0)
-    previous = tracking.saved_run(home)
-    resuming = bool(previous and (home / CHECKPOINT).exists() and not args.restart)
-    if resuming:
-        tracker.attach(previous["run_id"])  # a resumed run goes on logging into its own MLflow run
-    else:
-        tracker.start(
-            name,
-            method,
-            {**config, "partition": partition_in_force(data)},
-            {
-                "backbone": args.backbone,
-                "recipe": args.recipe,
-                "seed": str(seed),
-                "dataset": name,
-                "data_version": tracking.data_version(data) if data.exists() else "missing",
-                **tracking.git_state(),
-            },
-        )
-        if data.exists():
-            tracker.log_dataset(name, data, "training")
-    home.mkdir(parents=True, exist_ok=True)
-    if rank == 0:
-        tracker.save(home)
-    tracker.monitor_system(resume=resuming)
-    try:
+    with _training_run(params, config, method, data, out, work, args.restart, rank) as (tracker, logged_up_to):
         summary = train(
             params,
             name,
@@ -306,13 +273,78 @@ def cmd_train(args) -> int:
             init_from=Path(args.init_from) if args.init_from else None,
             seed=seed,
             work_dir=work,
-            logged_up_to=tracker.last_step() if resuming else None,
+            logged_up_to=logged_up_to,
         )
+    if rank != 0:
+        return 0
+    _finish_training_run(tracker, params, summary, out, args.curve, args.register)
+    last = summary["last"]
+    loss = f", final loss {last['total']:.4f}" if "total" in last else ""
+    resumed = f" (resumed from iteration {summary['resumed_from']})" if summary["resumed_from"] else ""
+    print(
+        f"train {method} on {name}: {summary['iterations']} iterations on "
+        f"{summary['device']}{resumed}{loss} -> {summary['checkpoint']}"
+    )
+    return 0
+
+
+@contextlib.contextmanager
+def _training_run(
+    params: dict, config: dict, method: str, data: Path, out: Path, work: Path | None, restart: bool, rank: int
+):
+    """The MLflow run a training logs into (rank 0 only): a new one, or on a resume the run's own,
+    so its steps go on in one run; ended FAILED when training raises. Yields the tracker and, on a
+    resume, the last step it holds (the steps past it are logged again)."""
+    from gaitflow import tracking
+    from gaitflow.data.partition import in_force as partition_in_force
+    from gaitflow.runs import CHECKPOINT
+    from gaitflow.train import clear_stale, run_key
+
+    home = work or out  # where the checkpoint and the MLflow run id are while training
+    if work and rank == 0:
+        note = clear_stale(work, run_key(config, data))  # another setting, code or data: start over
+        if note:
+            print(f"gaitflow train: {note}", file=sys.stderr)
+    tracker = tracking.Tracker(tracking.tracking_uri(params), params["tracking"]["enabled"] and rank == 0)
+    previous = tracking.saved_run(home)
+    resuming = bool(previous and (home / CHECKPOINT).exists() and not restart)
+    if resuming:
+        tracker.attach(previous["run_id"])  # a resumed run goes on logging into its own MLflow run
+    else:
+        name = config["dataset"]
+        tracker.start(
+            name,
+            method,
+            {**config, "partition": partition_in_force(data)},
+            {
+                "backbone": config["backbone"],
+                "recipe": config["recipe"],
+                "seed": str(config["seed"]),
+                "dataset": name,
+                "data_version": tracking.data_version(data) if data.exists() else "missing",
+                **tracking.git_state(),
+            },
+        )
+        if data.exists():
+            tracker.log_dataset(name, data, "training")
+    home.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        tracker.save(home)
+    tracker.monitor_system(resume=resuming)
+    try:
+        yield tracker, tracker.last_step() if resuming else None
     except BaseException:
         tracker.end("FAILED")
         raise
-    if rank != 0:
-        return 0
+
+
+def _finish_training_run(tracker, params: dict, summary: dict, out: Path, curve: str | None, register: str | None):
+    """A finished training's MLflow run: its checkpoint as tags, the loss curve and files as
+    artifacts, the model as a logged model; then the run ends. ``curve``: the log as a TSV too."""
+    from gaitflow import tracking
+    from gaitflow.plots import loss_curve
+    from gaitflow.runs import CONFIG, LOG
+
     ckpt = Path(summary["checkpoint"])
     tracker.set_tags(
         {
@@ -323,25 +355,17 @@ def cmd_train(args) -> int:
     )
     if (out / LOG).exists() and (out / LOG).stat().st_size:
         tracker.log_artifact(loss_curve(out / LOG, out / "loss_curve.png"))
-    if args.curve:
+    if curve:
         from gaitflow.data.packed import write_text_atomic
         from gaitflow.plots import curve_table
 
-        Path(args.curve).parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(Path(args.curve), curve_table(out / LOG))
+        Path(curve).parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(Path(curve), curve_table(out / LOG))
     for f in (CONFIG, LOG):
         tracker.log_artifact(out / f)
     if params["tracking"]["log_models"]:  # the model as an MLflow logged model, linked to this run
-        tracker.log_model(out, register=args.register or params["tracking"]["register"])  # its id goes to mlflow.json
+        tracker.log_model(out, register=register or params["tracking"]["register"])  # its id goes to mlflow.json
     tracker.end()
-    last = summary["last"]
-    loss = f", final loss {last['total']:.4f}" if "total" in last else ""
-    resumed = f" (resumed from iteration {summary['resumed_from']})" if summary["resumed_from"] else ""
-    print(
-        f"train {method} on {name}: {summary['iterations']} iterations on "
-        f"{summary['device']}{resumed}{loss} -> {summary['checkpoint']}"
-    )
-    return 0
 
 
 def cmd_evaluate(args) -> int:

@@ -1,10 +1,13 @@
 """One training run: a backbone trained with a loss recipe on a packed dataset.
 
 ``gaitflow train --dataset D --backbone B --recipe R`` writes the run folder
-``models/<D>/<B>-<R>/`` (its files: :mod:`gaitflow.runs`). The loop reads top to
-bottom: data, model, loss recipe, optimiser; resume or prepare; then one step per
-iteration (batch, forward, recipe, backward, log, checkpoint). It knows no loss
-by name: whatever a loss component needs happens in the recipe.
+``models/<D>/<B>-<R>/`` (its files: :mod:`gaitflow.runs`). :func:`train` reads
+top to bottom: set up the processes (the device, torchrun's process group, the
+threads); build the data, model, loss recipe and optimiser; resume from the
+checkpoint, or start (the recipe's prepare); iterate, one step per iteration
+(batch, forward, recipe, backward, log, checkpoint); finish (promote the work
+folder, the summary). It knows no loss by name: whatever a loss component needs
+happens in the recipe.
 
 Safe to interrupt: checkpoints are written atomically every
 ``train.checkpoint_every`` iterations and at the end, and the same command
@@ -30,6 +33,8 @@ import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -244,6 +249,312 @@ def _truncate_log(path: Path, iteration: int) -> None:
     path.write_text("".join(line + "\n" for line in keep))
 
 
+@dataclass
+class Processes:
+    """Where this process trains: its device, and its place among torchrun's processes."""
+
+    dev: torch.device
+    rank: int
+    world: int
+    local_rank: int
+
+    def close(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def setup_processes(device: str, cfg: dict) -> Processes:
+    """The device; under torchrun the process group DistributedDataParallel needs; the CPU threads."""
+    dev = resolve_device(device)
+    rank, world, local_rank = distributed()
+    if world > 1:  # several processes under torchrun: DistributedDataParallel
+        import torch.distributed as dist
+
+        if (cfg["p"] * cfg["k"]) % world:
+            raise GaitflowError(f"train.p x train.k = {cfg['p'] * cfg['k']} must divide by the {world} processes")
+        if dev.type == "cuda":
+            dev = torch.device("cuda", local_rank)
+            torch.cuda.set_device(dev)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    if cfg["threads"]:
+        torch.set_num_threads(cfg["threads"])
+    return Processes(dev, rank, world, local_rank)
+
+
+def run_home(out_dir: Path, work_dir: Path | None, key: str, rank: int) -> Path:
+    """Where checkpoints and the log are written: the work folder (cleared when it holds a run with
+    another ``run_key``), else the output."""
+    home = Path(work_dir) if work_dir else Path(out_dir)
+    if work_dir and rank == 0:
+        note = clear_stale(home, key)
+        if note:
+            print(f"gaitflow train: {note}", file=sys.stderr)
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+@dataclass
+class Build:
+    """Everything a run trains with; a checkpoint holds the state of each part that has one."""
+
+    data: PackedDataset
+    train_idx: np.ndarray
+    labels: np.ndarray
+    subjects: list[str]
+    model: torch.nn.Module
+    net: torch.nn.Module  # the model, or its DistributedDataParallel wrapper
+    recipe: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    sampler: PKSampler
+    rng: np.random.Generator
+    scaler: torch.amp.GradScaler
+    use_amp: bool
+    amp_dtype: torch.dtype
+
+
+def build(config: dict, data_dir: Path, procs: Processes) -> Build:
+    """Data, model, loss recipe, optimiser, schedule, sampler and random state, in the order that
+    draws the random numbers (the seed, the model, the probe pass, the sampler, this rank's rng)."""
+    cfg, dev = config["train"], procs.dev
+    torch.manual_seed(config["seed"])
+    data = PackedDataset(data_dir)
+    train_idx = data.split("TRAIN_SET")
+    labels, subjects = data.labels(train_idx)
+    model = build_model(config, data.frame_shape, len(subjects)).to(dev)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise GaitflowError(f"--backbone {config['backbone']}: it has no parameters to train; evaluate it directly")
+    if cfg["channels_last"]:
+        to_channels_last(model)
+    with torch.no_grad():  # the embeddings' shape, which the recipe is built for
+        probe = model.eval()(torch.zeros(1, max(cfg["frames"], 3), *data.frame_shape, device=dev)).embeddings
+    model.train()
+    classes, parts, channels = len(subjects), probe.shape[1], probe.shape[2]
+    recipe = build_recipe(config["recipe"], config["recipe_params"], classes, parts, channels).to(dev)
+    opt = build_optimizer(model.parameters(), cfg["optimizer"], cfg["lr"], cfg["momentum"], cfg["weight_decay"])
+    sched = build_scheduler(opt, cfg["warmup"], cfg["milestones"], cfg["gamma"])
+    sampler = PKSampler(labels, cfg["p"], cfg["k"], seed=config["seed"])  # the same global batches on every rank
+    rng = np.random.default_rng(config["seed"] + 1 + procs.rank)  # frame sampling and augmentation of this rank's slice
+    net = model
+    if procs.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    use_amp = dev.type == "cuda" and cfg["precision"] != "fp32"
+    amp_dtype = torch.bfloat16 if cfg["precision"] == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and cfg["precision"] == "fp16")
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return Build(
+        data, train_idx, labels, subjects, model, net, recipe, opt, sched, sampler, rng, scaler, use_amp, amp_dtype
+    )
+
+
+def resume_or_start(
+    built: Build,
+    config: dict,
+    home: Path,
+    dev: torch.device,
+    restart: bool,
+    max_frames: int,
+    logged_up_to: int | None,
+) -> tuple[int, list[dict]]:
+    """Load the checkpoint in ``home`` into what was built, or start afresh (from ``init_from``'s weights,
+    then the recipe's prepare: GSAM's memory is initialised by one pass of the untrained extractor).
+    Returns the iteration to start from, and the logged records past ``logged_up_to`` that the
+    checkpoint holds (a kill kept them from ``on_log``)."""
+    ckpt_path = home / CHECKPOINT
+    if restart or not ckpt_path.exists():  # components that need the training data first get it
+        if "init_from" in config:
+            start_from(built.model, Path(config["init_from"]["run"]), config["backbone"], len(built.subjects))
+        built.recipe.prepare(built.model, TrainingSet(built.data, built.train_idx, built.labels, dev, max_frames))
+        return 0, []
+    ckpt = load_checkpoint(ckpt_path, dev)
+    if ckpt.get("config_hash") != config_hash(config):
+        raise GaitflowError(
+            f"{ckpt_path}: written with other parameters than this run's; pass --restart to train from scratch"
+        )
+    built.model.load_state_dict(ckpt["model"])
+    built.opt.load_state_dict(ckpt["optimizer"])
+    built.sched.load_state_dict(ckpt["scheduler"])
+    built.recipe.load_state_dict(ckpt["recipe"])
+    built.sampler.load_state_dict(ckpt["sampler"])
+    built.rng.bit_generator.state = ckpt["rng"]
+    torch.set_rng_state(ckpt["torch_rng"])
+    built.scaler.load_state_dict(ckpt["scaler"])
+    start = int(ckpt["iteration"])
+    _truncate_log(home / LOG, start)
+    if logged_up_to is None:
+        return start, []
+    return start, [r for r in _log_records(home / LOG) if logged_up_to < r.get("iteration", 0) <= start]
+
+
+class Checkpointer:
+    """The run's checkpoint and log (written by rank 0). Logged records reach ``on_log`` only once a
+    checkpoint holds them, so a resumed run logs no step twice; ``replay`` (records a kill kept
+    from ``on_log``) reach it at once."""
+
+    def __init__(self, home: Path, built: Build, rank: int, identity: dict, on_log, replay: list[dict]):
+        self.path, self.built, self.rank, self.identity, self.on_log = home / CHECKPOINT, built, rank, identity, on_log
+        self.log_file = open(home / LOG, "a") if rank == 0 else open(os.devnull, "w")
+        self.pending = list(replay)
+        self.flush()
+
+    def __enter__(self) -> Checkpointer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.log_file.close()
+
+    def log(self, record: dict) -> None:
+        self.log_file.write(json.dumps(record) + "\n")
+        self.log_file.flush()
+        self.pending.append(record)
+
+    def save(self, iteration: int, stream_state: dict) -> None:
+        """``stream_state``: the sampler and random state right after the last batch drawn."""
+        if self.rank == 0:
+            p = self.built
+            save_atomic(
+                {
+                    "model": p.model.state_dict(),
+                    "optimizer": p.opt.state_dict(),
+                    "scheduler": p.sched.state_dict(),
+                    "recipe": p.recipe.state_dict(),
+                    "sampler": stream_state["sampler"],
+                    "rng": stream_state["rng"],
+                    "torch_rng": torch.get_rng_state(),
+                    "scaler": p.scaler.state_dict(),
+                    "iteration": iteration,
+                    **self.identity,  # config_hash, run_key, backbone, recipe_name
+                    "subjects": p.subjects,
+                    "frame_shape": list(p.data.frame_shape),
+                },
+                self.path,
+            )
+        self.flush()
+
+    def flush(self) -> None:
+        while self.pending and self.on_log:
+            self.on_log(self.pending.pop(0))
+        self.pending.clear()
+
+
+@contextmanager
+def stop_on_signals():
+    """A scheduler's warning (SIGTERM, SIGUSR1: a time limit, preemption) asks the loop to checkpoint
+    after the current iteration and exit non-zero: yields a dict that then names the signal."""
+    stop: dict[str, str] = {}
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            handlers[sig] = signal.signal(sig, lambda signum, _: stop.setdefault("signal", signal.Signals(signum).name))
+    try:
+        yield stop
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def iterate(
+    built: Build, procs: Processes, cfg: dict, start: int, saver: Checkpointer, stop: dict, desc: str, progress: bool
+) -> dict:
+    """Iterations ``start`` to ``train.iterations``, one step each: batch, forward, loss, backward,
+    log, checkpoint. Returns the last logged record."""
+    from tqdm import tqdm
+
+    dev, rank, world, total_iters = procs.dev, procs.rank, procs.world, cfg["iterations"]
+    bar = tqdm(
+        range(start, total_iters),
+        initial=start,
+        total=total_iters,
+        disable=not (progress and rank == 0),
+        desc=desc,
+        unit="it",
+    )
+    tick, last, data_time = time.perf_counter(), {}, 0.0
+    prefetch = dev.type == "cuda"  # a background thread prepares the next batch while the GPU computes
+    stream = batch_stream(
+        built.data, built.train_idx, built.labels, built.sampler, built.rng, cfg, rank, world, dev, prefetch
+    )
+    try:
+        for it in bar:
+            fetch = time.perf_counter()
+            x, y, pos, stream_state = next(stream)
+            x = x.to(dev, non_blocking=True)
+            data_time += time.perf_counter() - fetch
+            y = gather(y.to(dev), world)
+            with torch.autocast(device_type=dev.type, dtype=built.amp_dtype, enabled=built.use_amp):
+                out = built.net(x)
+            emb = gather(out.embeddings.float(), world)
+            logits = None if out.logits is None else gather(out.logits.float(), world)
+            logging = (it + 1) % cfg["log_every"] == 0 or it + 1 == total_iters
+            loss, parts = built.recipe(emb, logits, y, it, total_iters, grad_norms=logging)
+            if not torch.isfinite(loss):
+                detail = ", ".join(f"{k} {v:.4g}" for k, v in parts.items())
+                raise GaitflowError(
+                    f"iteration {it}: the loss is not finite ({detail}); "
+                    f"the last good checkpoint is kept at {saver.path}"
+                )
+            built.opt.zero_grad(set_to_none=True)
+            built.scaler.scale(loss).backward()
+            built.scaler.step(built.opt)
+            built.scaler.update()
+            built.sched.step()
+            done = it + 1
+            if logging:
+                now = time.perf_counter()
+                speed = cfg["log_every"] / max(now - tick, 1e-9)
+                share = data_time / max(now - tick, 1e-9)  # of the step time spent preparing batches
+                tick, data_time = now, 0.0
+                last = {
+                    "iteration": done,
+                    **parts,
+                    "lr": built.opt.param_groups[0]["lr"],
+                    "iterations_per_second": speed,
+                    "data_share": share,
+                }
+                saver.log(last)
+                bar.set_postfix(loss=f"{parts['total']:.4f}", its=f"{speed:.2f}")
+            if done % cfg["checkpoint_every"] == 0 or done == total_iters or stop:
+                saver.save(done, stream_state)
+            if stop:
+                raise GaitflowError(
+                    f"{stop['signal']} at iteration {done}: checkpoint written to {saver.path}; "
+                    "run the same command again to resume"
+                )
+    finally:
+        stream.close()
+        bar.close()
+    return last
+
+
+def finish(
+    procs: Processes, home: Path, out_dir: Path, work_dir: Path | None, start: int, last: dict, config: dict
+) -> dict:
+    """Promote a finished run from its work folder into the output; the run's summary."""
+    ckpt_path = home / CHECKPOINT
+    if start >= config["train"]["iterations"]:  # nothing left to train
+        last = {"iteration": start}
+    if work_dir and procs.rank == 0:
+        promote(home, out_dir)
+        ckpt_path = Path(out_dir) / CHECKPOINT
+    return {
+        "checkpoint": str(ckpt_path),
+        "iterations": config["train"]["iterations"],
+        "resumed_from": start,
+        "last": last,
+        "device": str(procs.dev),
+        "config_hash": config_hash(config),
+        "rank": procs.rank,
+        "world_size": procs.world,
+    }
+
+
 def train(
     params: dict,
     dataset: str,
@@ -262,221 +573,25 @@ def train(
 ) -> dict:
     """Train one run (resuming from out_dir/checkpoint.pt when there is one); returns a summary.
     ``init_from``: a run folder whose weights a fresh run starts from (fine-tuning)."""
-    from tqdm import tqdm
-
     config = run_config(params, dataset, backbone, recipe_name, seed)
     if init_from is not None:  # part of what the run is: a resume checks it like any parameter
         config["init_from"] = {"run": str(init_from), "sha256": _file_sha(Path(init_from) / CHECKPOINT)}
     cfg = config["train"]
-    digest = config_hash(config)
-    dev = resolve_device(device or cfg["device"])
-    rank, world, local_rank = distributed()
-    if world > 1:  # several processes under torchrun: DistributedDataParallel
-        import torch.distributed as dist
-
-        if (cfg["p"] * cfg["k"]) % world:
-            raise GaitflowError(f"train.p x train.k = {cfg['p'] * cfg['k']} must divide by the {world} processes")
-        if dev.type == "cuda":
-            dev = torch.device("cuda", local_rank)
-            torch.cuda.set_device(dev)
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    progress = progress and rank == 0
-    if cfg["threads"]:
-        torch.set_num_threads(cfg["threads"])
-    out_dir = Path(out_dir)
-    home = Path(work_dir) if work_dir else out_dir  # where checkpoints and the log are written
+    procs = setup_processes(device or cfg["device"], cfg)
     key = run_key(config, data_dir)
-    if work_dir and rank == 0:
-        note = clear_stale(home, key)
-        if note:
-            print(f"gaitflow train: {note}", file=sys.stderr)
-    home.mkdir(parents=True, exist_ok=True)
-    ckpt_path = home / CHECKPOINT
+    home = run_home(out_dir, work_dir, key, procs.rank)
 
-    # ---- data, model, loss, optimiser
-    torch.manual_seed(config["seed"])
-    data = PackedDataset(data_dir)
-    train_idx = data.split("TRAIN_SET")
-    labels, subjects = data.labels(train_idx)
-    model = build_model(config, data.frame_shape, len(subjects)).to(dev)
-    if not any(p.requires_grad for p in model.parameters()):
-        raise GaitflowError(f"--backbone {backbone}: it has no parameters to train; evaluate it directly")
-    if cfg["channels_last"]:
-        to_channels_last(model)
-    with torch.no_grad():
-        probe = model.eval()(torch.zeros(1, max(cfg["frames"], 3), *data.frame_shape, device=dev)).embeddings
-    model.train()
-    recipe = build_recipe(recipe_name, config["recipe_params"], len(subjects), probe.shape[1], probe.shape[2]).to(dev)
-    opt = build_optimizer(model.parameters(), cfg["optimizer"], cfg["lr"], cfg["momentum"], cfg["weight_decay"])
-    sched = build_scheduler(opt, cfg["warmup"], cfg["milestones"], cfg["gamma"])
-    sampler = PKSampler(labels, cfg["p"], cfg["k"], seed=config["seed"])  # the same global batches on every rank
-    rng = np.random.default_rng(config["seed"] + 1 + rank)  # frame sampling and augmentation of this rank's slice
-    net = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
+    built = build(config, data_dir, procs)
+    max_frames = params["evaluate"]["max_frames"]
+    start, replay = resume_or_start(built, config, home, procs.dev, restart, max_frames, logged_up_to)
+    if procs.rank == 0:
+        described = {**config, "subjects": built.subjects, "frame_shape": list(built.data.frame_shape)}
+        (home / CONFIG).write_text(yaml.safe_dump(described, sort_keys=False))
 
-        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    use_amp = dev.type == "cuda" and cfg["precision"] != "fp32"
-    amp_dtype = torch.bfloat16 if cfg["precision"] == "bf16" else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and cfg["precision"] == "fp16")
-    if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-
-    # ---- resume, or start (GSAM's memory is initialised by one pass of the untrained extractor)
-    start, replay = 0, []
-    if ckpt_path.exists() and not restart:
-        ckpt = load_checkpoint(ckpt_path, dev)
-        if ckpt.get("config_hash") != digest:
-            raise GaitflowError(
-                f"{ckpt_path}: written with other parameters than this run's; pass --restart to train from scratch"
-            )
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        recipe.load_state_dict(ckpt["recipe"])
-        sampler.load_state_dict(ckpt["sampler"])
-        rng.bit_generator.state = ckpt["rng"]
-        torch.set_rng_state(ckpt["torch_rng"])
-        scaler.load_state_dict(ckpt["scaler"])
-        start = int(ckpt["iteration"])
-        _truncate_log(home / LOG, start)
-        if logged_up_to is not None:  # records the checkpoint holds that a kill kept from on_log
-            replay = [r for r in _log_records(home / LOG) if logged_up_to < r.get("iteration", 0) <= start]
-    else:  # a fresh run: components that need the training data first get it (GSAM fills its memory)
-        if init_from is not None:
-            start_from(model, Path(init_from), backbone, len(subjects))
-        recipe.prepare(model, TrainingSet(data, train_idx, labels, dev, params["evaluate"]["max_frames"]))
-    if rank == 0:
-        (home / CONFIG).write_text(
-            yaml.safe_dump({**config, "subjects": subjects, "frame_shape": list(data.frame_shape)}, sort_keys=False)
-        )
-
-    def checkpoint(iteration: int, stream_state: dict) -> None:
-        if rank != 0:
-            return
-        save_atomic(
-            {
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "recipe": recipe.state_dict(),
-                "sampler": stream_state["sampler"],
-                "rng": stream_state["rng"],
-                "torch_rng": torch.get_rng_state(),
-                "scaler": scaler.state_dict(),
-                "iteration": iteration,
-                "config_hash": digest,
-                "run_key": key,
-                "backbone": backbone,
-                "recipe_name": recipe_name,
-                "subjects": subjects,
-                "frame_shape": list(data.frame_shape),
-            },
-            ckpt_path,
-        )
-
-    # ---- the loop
-    total_iters = cfg["iterations"]
-    log = open(home / LOG, "a") if rank == 0 else open(os.devnull, "w")
-    # a scheduler's warning (time limit, preemption): checkpoint after this iteration, exit non-zero
-    stop: dict[str, str] = {}
-    handlers = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
-            handlers[sig] = signal.signal(sig, lambda signum, _: stop.setdefault("signal", signal.Signals(signum).name))
-    pending: list[dict] = []  # logged records reach on_log once a checkpoint holds them (no duplicates on resume)
-
-    def flush() -> None:
-        while pending and on_log:
-            on_log(pending.pop(0))
-        pending.clear()
-
-    pending.extend(replay)
-    flush()
-
-    bar = tqdm(
-        range(start, total_iters),
-        initial=start,
-        total=total_iters,
-        disable=not progress,
-        desc=f"{backbone}-{recipe_name}",
-        unit="it",
-    )
-    tick, last, data_time = time.perf_counter(), {}, 0.0
-    stream = batch_stream(data, train_idx, labels, sampler, rng, cfg, rank, world, dev, prefetch=dev.type == "cuda")
+    identity = {"config_hash": config_hash(config), "run_key": key, "backbone": backbone, "recipe_name": recipe_name}
     try:
-        for it in bar:
-            fetch = time.perf_counter()
-            x, y, pos, stream_state = next(stream)
-            x = x.to(dev, non_blocking=True)
-            data_time += time.perf_counter() - fetch
-            y = gather(y.to(dev), world)
-            with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=use_amp):
-                out = net(x)
-            emb = gather(out.embeddings.float(), world)
-            logits = None if out.logits is None else gather(out.logits.float(), world)
-            logging = (it + 1) % cfg["log_every"] == 0 or it + 1 == total_iters
-            loss, parts = recipe(emb, logits, y, it, total_iters, grad_norms=logging)
-            if not torch.isfinite(loss):
-                detail = ", ".join(f"{k} {v:.4g}" for k, v in parts.items())
-                raise GaitflowError(
-                    f"iteration {it}: the loss is not finite ({detail}); "
-                    f"the last good checkpoint is kept at {ckpt_path}"
-                )
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            done = it + 1
-            if logging:
-                now = time.perf_counter()
-                speed = cfg["log_every"] / max(now - tick, 1e-9)
-                share = data_time / max(now - tick, 1e-9)  # of the step time spent preparing batches
-                tick, data_time = now, 0.0
-                last = {
-                    "iteration": done,
-                    **parts,
-                    "lr": opt.param_groups[0]["lr"],
-                    "iterations_per_second": speed,
-                    "data_share": share,
-                }
-                log.write(json.dumps(last) + "\n")
-                log.flush()
-                bar.set_postfix(loss=f"{parts['total']:.4f}", its=f"{speed:.2f}")
-                pending.append(last)
-            if done % cfg["checkpoint_every"] == 0 or done == total_iters or stop:
-                checkpoint(done, stream_state)
-                flush()
-            if stop:
-                raise GaitflowError(
-                    f"{stop['signal']} at iteration {done}: checkpoint written to {ckpt_path}; "
-                    "run the same command again to resume"
-                )
+        with Checkpointer(home, built, procs.rank, identity, on_log, replay) as saver, stop_on_signals() as stop:
+            last = iterate(built, procs, cfg, start, saver, stop, f"{backbone}-{recipe_name}", progress)
     finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
-        stream.close()
-        bar.close()
-        log.close()
-        if world > 1:
-            import torch.distributed as dist
-
-            if dist.is_initialized():
-                dist.destroy_process_group()
-    if start >= total_iters:
-        last = {"iteration": start}
-    if work_dir and rank == 0:
-        promote(home, out_dir)
-        ckpt_path = out_dir / CHECKPOINT
-    return {
-        "checkpoint": str(ckpt_path),
-        "iterations": total_iters,
-        "resumed_from": start,
-        "last": last,
-        "device": str(dev),
-        "config_hash": digest,
-        "rank": rank,
-        "world_size": world,
-    }
+        procs.close()
+    return finish(procs, home, out_dir, work_dir, start, last, config)
