@@ -290,7 +290,7 @@ def code_digest(step: str, backbone: str | None = None, components: tuple[str, .
     code), so the Snakefile passes this digest as a param of every rule. With a
     ``backbone``, only that backbone's module counts among the models: an edit to
     ``gaitflow/models/gaitset.py`` reruns the GaitSet runs and nothing else; an
-    edit to ``gaitflow/tables.py`` reruns only the tables. With a recipe's
+    edit to a module of ``gaitflow/tables/`` reruns only the tables. With a recipe's
     ``components``, likewise only their modules count among the losses: an edit
     to ``gaitflow/losses/gsam.py`` reruns the runs whose recipe has ``gsam``.
     """

@@ -9,7 +9,8 @@ import pytest
 from gaitflow.evaluate.protocols import cross_view_rank1
 from gaitflow.evaluate.retrieval import PROBE_SCORES, record_figures, retrieval
 from gaitflow.stats import Bootstrap, Estimate, weighted_rank1
-from gaitflow.tables import Result, build_tables, combine
+from gaitflow.tables import build_tables
+from gaitflow.tables.results import Result, combine
 
 VIEWS = ["000", "090", "180"]
 CONDS = {"NM": ["nm-05", "nm-06"], "BG": ["bg-01", "bg-02"], "CL": ["cl-01", "cl-02"]}

@@ -10,17 +10,10 @@ import pytest
 
 from gaitflow.cli import main
 from gaitflow.errors import GaitflowError
-from gaitflow.tables import (
-    Result,
-    build_tables,
-    l_schedule,
-    load_result,
-    loss_label,
-    to_csv,
-    to_latex,
-    to_markdown,
-    write_tables,
-)
+from gaitflow.tables import build_tables, write_tables
+from gaitflow.tables.recipes import l_schedule, loss_label
+from gaitflow.tables.render import to_csv, to_latex, to_markdown
+from gaitflow.tables.results import Result, load_result
 
 VIEWS = ["000", "090", "180"]
 RECIPES = {

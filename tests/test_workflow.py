@@ -44,8 +44,12 @@ def test_step_params_are_whole_sections_with_the_run_filled_in():
 
 
 def test_code_digests_follow_imports_not_the_whole_package(tmp_path, monkeypatch):
-    tables = {p.name for p in gw.module_closure(gw.STEP_MODULES["tables"])}
-    assert "tables.py" in tables and "train.py" not in tables
+    tables = {p.relative_to(gw.PACKAGE).as_posix() for p in gw.module_closure(gw.STEP_MODULES["tables"])}
+    package = {p.relative_to(gw.PACKAGE).as_posix() for p in (gw.PACKAGE / "tables").glob("*.py")}
+    assert len(package) > 1 and package <= tables and "train.py" not in tables
+    # no other step runs a module of the tables package
+    for step in set(gw.STEP_MODULES) - {"tables"}:
+        assert not {str(p.relative_to(gw.PACKAGE)) for p in gw.code_files(step)} & package, step
     gaitset = {
         str(p.relative_to(gw.PACKAGE))
         for p in gw.module_closure(("gaitflow.train", "gaitflow.models.gaitset"), ("gaitflow.models",))
@@ -311,7 +315,9 @@ def test_each_dvc_stage_depends_on_the_files_its_step_runs():
         assert code == expected, f"dvc.yaml stage {name}: its code deps should be:\n" + "\n".join(
             f"- {d}" for d in expected
         )
-    # selective: the tables' own module is a dependency of the tables stage only
-    owners = [name for name, stage in stages.items() if "gaitflow/tables.py" in stage.get("do", stage)["deps"]]
-    assert owners == ["tables"]
+    # selective: the tables' own modules are dependencies of the tables stage only
+    for module in sorted((REPO / "gaitflow" / "tables").glob("*.py")):
+        dep = module.relative_to(REPO).as_posix()
+        owners = [name for name, stage in stages.items() if dep in stage.get("do", stage)["deps"]]
+        assert owners == ["tables"], dep
     assert "gaitflow/models/${item.backbone}.py" in stages["train"]["deps"]
