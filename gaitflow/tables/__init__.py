@@ -10,10 +10,13 @@ its MLflow run):
 - ``per_view``: GaitMPL table I, rank-1 by probe view; per method the NM, BG,
   CL rows and their mean.
 - ``variants``: GaitMPL table III, each backbone with its base loss, +D
-  (DRPL), +G (GSAM) and ++ (both).
+  (DRPL), +G (GSAM) and ++ (both); then each variant minus its base, with a
+  paired interval.
 - ``waveloss``: Waveloss tables 4-6: fusion ways, static versus dynamic l, and
   the loss ablation.
 - ``formulations``: ``intended`` against ``as_printed`` where both were run.
+- ``claims``: each claim of the papers the grid can test, with its paired
+  difference and a verdict (docs/statistics.md).
 
 Modules: ``results`` (results files in: loading, checking, seeds combined,
 intervals), ``recipes`` (what a recipe is), ``table`` (the table model),
