@@ -17,6 +17,11 @@ from gaitflow.config import load_params
 
 PARAMS = load_params(REPO / "params.yaml")
 
+# The modules of the tables package that the tables step does not run: the papers' printed
+# figures (gaitflow.tables.published), which nothing the step imports reads yet. Their edits
+# rerun nothing; once the step imports one, it leaves this set.
+NOT_RUN_BY_THE_TABLES_STEP = {"tables/published.py"}
+
 
 def test_the_grid_expands_to_every_dataset_backbone_recipe_seed():
     sets = ["grid.backbones=[gaitset, gln]", "grid.recipes=[triplet, circle]", "grid.seeds=[0, 3]"]
@@ -46,6 +51,8 @@ def test_step_params_are_whole_sections_with_the_run_filled_in():
 def test_code_digests_follow_imports_not_the_whole_package(tmp_path, monkeypatch):
     tables = {p.relative_to(gw.PACKAGE).as_posix() for p in gw.module_closure(gw.STEP_MODULES["tables"])}
     package = {p.relative_to(gw.PACKAGE).as_posix() for p in (gw.PACKAGE / "tables").glob("*.py")}
+    assert NOT_RUN_BY_THE_TABLES_STEP <= package and not NOT_RUN_BY_THE_TABLES_STEP & tables
+    package -= NOT_RUN_BY_THE_TABLES_STEP
     assert len(package) > 1 and package <= tables and "train.py" not in tables
     # no other step runs a module of the tables package
     for step in set(gw.STEP_MODULES) - {"tables"}:
@@ -319,5 +326,6 @@ def test_each_dvc_stage_depends_on_the_files_its_step_runs():
     for module in sorted((REPO / "gaitflow" / "tables").glob("*.py")):
         dep = module.relative_to(REPO).as_posix()
         owners = [name for name, stage in stages.items() if dep in stage.get("do", stage)["deps"]]
-        assert owners == ["tables"], dep
+        not_run = module.relative_to(REPO / "gaitflow").as_posix() in NOT_RUN_BY_THE_TABLES_STEP
+        assert owners == ([] if not_run else ["tables"]), dep
     assert "gaitflow/models/${item.backbone}.py" in stages["train"]["deps"]
