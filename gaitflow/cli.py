@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("init-tracking", help="create the MLflow store and experiments before parallel runs")
+    p = sub.add_parser("init-tracking", help="create the MLflow store and the grid's experiments before parallel runs")
     _common(p)
     p.set_defaults(func=cmd_init_tracking)
 
@@ -392,12 +392,18 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_init_tracking(args) -> int:
+    """The store, and the experiments the grid's jobs log to (with --dataset, that dataset's too).
+    Any other experiment is created by the first run that logs to it."""
     from gaitflow import tracking
 
-    params = _load(args)[0]
+    params, name, _ = _load(args)
     uri = tracking.tracking_uri(params)
-    tracking.init_store(uri, [tracking.experiment_name(d) for d in sorted(params["datasets"])])
-    print(f"init-tracking: {uri} is ready ({len(params['datasets'])} experiments)")
+    names = tracking.grid_experiments(params) + ([tracking.experiment_name(name)] if args.dataset else [])
+    names = sorted(set(names))
+    tracking.init_store(uri, names)
+    print(
+        f"init-tracking: {uri} is ready ({len(names)} experiment{'' if len(names) == 1 else 's'}: {', '.join(names)})"
+    )
     return 0
 
 
