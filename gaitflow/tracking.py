@@ -70,8 +70,22 @@ def experiment_name(dataset: str) -> str:
     return f"gaitflow-{dataset}"
 
 
+def grid_experiments(params: dict) -> list[str]:
+    """The experiments the grid's jobs log to: one per training dataset of the grid. A training run
+    logs to its dataset's; its evaluations log into that run; an evaluation with no training run of
+    its own (an imported model, on each dataset of the grid) starts one under the dataset it is run
+    with, a dataset of the grid too."""
+    return [experiment_name(d) for d in dict.fromkeys(params["grid"]["datasets"])]
+
+
 def init_store(uri: str, experiments: list[str]) -> None:
-    """Create the store's schema and the experiments once, before parallel writers."""
+    """Create the store's schema and the experiments once, before parallel writers.
+
+    Parallel writers race on a fresh SQLite store's schema, not on an experiment: one that is not
+    created here is created by the first run that logs to it (:meth:`Tracker.start`, through
+    :func:`ensure_experiment`, which a concurrent creator cannot fail). MLflow's own experiment
+    ``Default`` (id 0) stays: MLflow makes it in every store, and runs and traces logged with no
+    experiment chosen go there (they fail once it is deleted)."""
     _quiet_http()
     from mlflow.tracking import MlflowClient
 

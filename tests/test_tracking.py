@@ -27,6 +27,59 @@ def store(project, monkeypatch):
     return uri
 
 
+def _experiments(uri: str) -> dict[str, tuple[str, int]]:
+    """Every experiment of the store, deleted ones too: name -> (lifecycle stage, runs)."""
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    return {
+        e.name: (e.lifecycle_stage, len(client.search_runs([e.experiment_id], run_view_type=ViewType.ALL)))
+        for e in client.search_experiments(view_type=ViewType.ALL)
+    }
+
+
+def test_init_tracking_creates_the_grid_experiments_only(project, monkeypatch, capsys):
+    """With the default params: the grid's one dataset, and MLflow's own Default, which every store has."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert main(["init-tracking", "--quiet"]) == 0
+    assert capsys.readouterr().out == f"init-tracking: {uri} is ready (1 experiment: gaitflow-casiab-syn)\n"
+    assert _experiments(uri) == {"Default": ("active", 0), "gaitflow-casiab-syn": ("active", 0)}
+    kind = MlflowClient(uri).get_experiment_by_name("gaitflow-casiab-syn").tags["mlflow.experimentKind"]
+    assert kind == "custom_model_development"
+    # a second grid dataset, and --dataset, add theirs; a rerun keeps what is there
+    grid = ["--set", "grid.datasets=[casiab-syn, oumvlp-syn]", "--set", "grid.synthetic=[casiab-syn, oumvlp-syn]"]
+    assert main(["init-tracking", "--quiet", *grid, "--dataset", "gait3d-syn"]) == 0
+    names = "gaitflow-casiab-syn, gaitflow-gait3d-syn, gaitflow-oumvlp-syn"
+    assert capsys.readouterr().out == f"init-tracking: {uri} is ready (3 experiments: {names})\n"
+    assert set(_experiments(uri)) == {"Default", *names.split(", ")}
+
+
+def test_a_run_outside_the_grid_creates_its_experiment(project, store):
+    """Runs on a dataset outside the grid, started at once by three processes on a store init-tracking
+    made: the first to log creates the experiment, the others find it, and no run is lost."""
+    assert "gaitflow-oumvlp-syn" not in _experiments(store)
+    code = (
+        "import sys\n"
+        "from gaitflow.tracking import Tracker\n"
+        "t = Tracker(sys.argv[1])\n"
+        "t.start('oumvlp-syn', 'run-' + sys.argv[2], {'a': 1}, {})\n"
+        "t.end()\n"
+        "sys.exit(1 if t.failed or not t.run_id else 0)\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, store, str(i)], stderr=subprocess.PIPE, text=True)
+        for i in range(3)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    assert _experiments(store)["gaitflow-oumvlp-syn"] == ("active", 3)
+
+
 def test_train_and_evaluate_land_in_one_run(project, store):
     from mlflow.tracking import MlflowClient
 
@@ -164,8 +217,8 @@ def test_experiments_are_model_training_experiments(trained):
     _, uri, run = trained
     client = MlflowClient(uri)
     assert client.get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
-    # every experiment init-tracking made is marked, not only the one trained in
-    assert client.get_experiment_by_name("gaitflow-casia-b").tags["mlflow.experimentKind"] == "custom_model_development"
+    # init-tracking made the grid's experiment only; one outside the grid waits for its first run
+    assert client.get_experiment_by_name("gaitflow-casia-b") is None
     # experiments that exist already: marked unless their kind was chosen (an inferred kind was not)
     client.create_experiment("gaitflow-plain")
     client.create_experiment("gaitflow-inferred", tags={"mlflow.experimentKind": "genai_development_inferred"})
