@@ -49,8 +49,10 @@ def schema_for(params: dict) -> dict:
     return merged
 
 
-def load_params(path: str | Path = "params.yaml", overrides: Iterable[str] = ()) -> dict:
-    """Read, override and validate a params file; raise GaitflowError on any problem."""
+def load_params(path: str | Path = "params.yaml", overrides: Iterable[str] = (), sweeps: bool = True) -> dict:
+    """Read, override and validate a params file; raise GaitflowError on any problem. With
+    ``sweeps`` (the default), each sweep's values are added as recipes (gaitflow.sweeps); without,
+    the params are as written, to be written to a params file again."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -70,7 +72,9 @@ def load_params(path: str | Path = "params.yaml", overrides: Iterable[str] = ())
         raise GaitflowError(f"{path}: expected a mapping of sections at the top level, got {type(params).__name__}")
     params = apply_overrides(params, overrides)
     validate(params, source=str(path))
-    return params
+    from gaitflow.sweeps import expand
+
+    return expand(params, source=str(path)) if sweeps else params  # each sweep's values become recipes of the grid
 
 
 def apply_overrides(params: dict, overrides: Iterable[str]) -> dict:
@@ -211,6 +215,31 @@ def _check_grid(params: dict, source: str) -> None:
             if name not in known:
                 raise GaitflowError(
                     f"{source}: grid.{key}: {name!r} is not in {key}; expected some of: {', '.join(sorted(known))}"
+                )
+    for key, known in (("backbones", params["backbones"]), ("recipes", params["recipes"])):
+        for name in grid["extra"][key]:
+            if name not in known:
+                raise GaitflowError(
+                    f"{source}: grid.extra.{key}: {name!r} is not in {key}; "
+                    f"expected some of: {', '.join(sorted(known))}"
+                )
+    twice = [
+        f"{b}-{r}"
+        for b in grid["extra"]["backbones"]
+        for r in grid["extra"]["recipes"]
+        if b in grid["backbones"] and r in grid["recipes"]
+    ]
+    if twice:
+        raise GaitflowError(
+            f"{source}: grid.extra: {twice[0]} is a run of the grid's product already; "
+            "expected runs beyond it (drop the recipe from grid.extra.recipes or the backbone from its backbones)"
+        )
+    for name, sweep in (params.get("sweeps") or {}).items():
+        for b in sweep["backbones"]:
+            if b not in params["backbones"]:
+                raise GaitflowError(
+                    f"{source}: sweeps.{name}.backbones: {b!r} is not in backbones; "
+                    f"expected some of: {', '.join(sorted(params['backbones']))}"
                 )
     from gaitflow.workflow import BASELINE_METHOD, RAW_DIR, SYNTH_PARTITION, SYNTH_RAW
 

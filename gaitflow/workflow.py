@@ -58,6 +58,8 @@ import os
 from functools import cache
 from pathlib import Path
 
+from gaitflow.sweeps import recipe_name
+
 PACKAGE = Path(__file__).resolve().parent
 
 # Paths, as patterns over the wildcards {dataset}, {backbone}, {recipe}: the one
@@ -97,7 +99,7 @@ STEP_PARAMS = {
     "baseline": ("baseline", "protocols"),
     "train": ("seed", "train", "backbones.{backbone}", "recipes.{recipe}"),
     "evaluate": ("evaluate", "protocols"),
-    "tables": ("grid", "recipes", "imported", "intervals"),
+    "tables": ("grid", "recipes", "sweeps", "imported", "intervals"),
     "import": ("imported.{name}",),
 }
 
@@ -116,13 +118,17 @@ STEP_MODULES = {
 
 
 def runs(params: dict) -> list[dict]:
-    """Every (dataset, backbone, recipe, seed) of the grid, in grid order."""
+    """Every (dataset, backbone, recipe, seed) of the grid, in grid order: the product of its
+    backbones and recipes, then ``grid.extra``'s, then each sweep's points on its backbones."""
     grid = params["grid"]
+    pairs = [(b, r) for b in grid["backbones"] for r in grid["recipes"]]
+    pairs += [(b, r) for b in grid["extra"]["backbones"] for r in grid["extra"]["recipes"]]
+    for sweep in (params.get("sweeps") or {}).values():
+        pairs += [(b, recipe_name(sweep, v)) for b in sweep["backbones"] for v in sweep["values"]]
     return [
         {"dataset": d, "backbone": b, "recipe": r, "seed": str(s)}
         for d in grid["datasets"]
-        for b in grid["backbones"]
-        for r in grid["recipes"]
+        for b, r in pairs
         for s in grid["seeds"]
     ]
 
@@ -165,9 +171,10 @@ def outputs(params: dict) -> set[str]:
 
 
 def section(params: dict, key: str):
-    """The value at a dotted key (``recipes.triplet+drpl``); keys never contain dots."""
+    """The value at a dotted key (``recipes.triplet+drpl``): a section, or an entry of one, whose
+    name may hold dots (a sweep's recipe, ``recipes.triplet+gsam~tau=0.05``)."""
     value = params
-    for part in key.split("."):
+    for part in key.split(".", 1):
         value = value[part]
     return value
 

@@ -120,7 +120,7 @@ def make_workflow_project(root: Path, overrides=WORKFLOW_TINY) -> Path:
         shutil.copy(REPO / name, root / name)
     for name in ("workflow", "gaitflow"):
         shutil.copytree(REPO / name, root / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
-    params = load_params(REPO / "params.yaml", overrides)
+    params = load_params(REPO / "params.yaml", overrides, sweeps=False)  # as written: sweeps unexpanded
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run("git init -q && dvc init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm init", root)
     return root

@@ -17,11 +17,6 @@ from gaitflow.config import load_params
 
 PARAMS = load_params(REPO / "params.yaml")
 
-# The modules of the tables package that the tables step does not run: the papers' printed
-# figures (gaitflow.tables.published), which nothing the step imports reads yet. Their edits
-# rerun nothing; once the step imports one, it leaves this set.
-NOT_RUN_BY_THE_TABLES_STEP = {"tables/published.py"}
-
 
 def test_the_grid_expands_to_every_dataset_backbone_recipe_seed():
     sets = ["grid.backbones=[gaitset, gln]", "grid.recipes=[triplet, circle]", "grid.seeds=[0, 3]"]
@@ -51,8 +46,7 @@ def test_step_params_are_whole_sections_with_the_run_filled_in():
 def test_code_digests_follow_imports_not_the_whole_package(tmp_path, monkeypatch):
     tables = {p.relative_to(gw.PACKAGE).as_posix() for p in gw.module_closure(gw.STEP_MODULES["tables"])}
     package = {p.relative_to(gw.PACKAGE).as_posix() for p in (gw.PACKAGE / "tables").glob("*.py")}
-    assert NOT_RUN_BY_THE_TABLES_STEP <= package and not NOT_RUN_BY_THE_TABLES_STEP & tables
-    package -= NOT_RUN_BY_THE_TABLES_STEP
+    assert "tables/published.py" in package  # the papers' printed figures, beside ours
     assert len(package) > 1 and package <= tables and "train.py" not in tables
     # no other step runs a module of the tables package
     for step in set(gw.STEP_MODULES) - {"tables"}:
@@ -274,9 +268,11 @@ def test_the_papers_params_plan_the_full_grid_on_the_real_casia_b(project):
         for line in out.splitlines()
         if len(line.split()) == 2 and line.split()[1].isdigit()
     }
-    runs = len(papers["grid"]["backbones"]) * len(papers["grid"]["recipes"]) * len(papers["grid"]["seeds"])
+    product = len(papers["grid"]["backbones"]) * len(papers["grid"]["recipes"])
+    ablations = len(papers["grid"]["extra"]["recipes"]) + len(papers["sweeps"]["gsam-tau"]["values"])  # on GaitSet
+    runs = (product + ablations) * len(papers["grid"]["seeds"])
     assert papers["grid"]["seeds"] == [0, 1, 2]  # three seeds of every run
-    assert runs == 288 and counts["train"] == runs and counts["evaluate"] == runs
+    assert (product, ablations) == (96, 23) and counts["train"] == runs and counts["evaluate"] == runs
     assert "synth" not in counts and counts["preprocess"] == 1 and counts["tables"] == 1
 
 
@@ -318,7 +314,8 @@ def test_each_dvc_stage_depends_on_the_files_its_step_runs():
     for name, stage in stages.items():
         body = stage.get("do", stage)
         code = [d for d in body["deps"] if d.startswith("gaitflow")]
-        expected = gw.dvc_code_deps(step_of.get(name, name), per_backbone=name != "evaluate-imported")
+        step = step_of.get(name, name.split("-", 1)[0])  # train-extra, train-<sweep>: the train step
+        expected = gw.dvc_code_deps(step, per_backbone=name != "evaluate-imported")
         assert code == expected, f"dvc.yaml stage {name}: its code deps should be:\n" + "\n".join(
             f"- {d}" for d in expected
         )
@@ -326,6 +323,93 @@ def test_each_dvc_stage_depends_on_the_files_its_step_runs():
     for module in sorted((REPO / "gaitflow" / "tables").glob("*.py")):
         dep = module.relative_to(REPO).as_posix()
         owners = [name for name, stage in stages.items() if dep in stage.get("do", stage)["deps"]]
-        not_run = module.relative_to(REPO / "gaitflow").as_posix() in NOT_RUN_BY_THE_TABLES_STEP
-        assert owners == ([] if not_run else ["tables"]), dep
+        assert owners == ["tables"], dep
     assert "gaitflow/models/${item.backbone}.py" in stages["train"]["deps"]
+
+
+# --- sweeps and the grid's extra runs, in both front ends -----------------------------
+
+SWEPT = WORKFLOW_TINY + [
+    "grid.recipes=[triplet]",
+    "grid.extra.backbones=[gaitset]",
+    "grid.extra.recipes=[triplet+gsam-pu]",
+    "sweeps.gsam-tau.values=[0.05, 1.0]",
+]
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    return make_workflow_project(tmp_path_factory.mktemp("swept") / "project", SWEPT)
+
+
+def test_a_sweep_expands_into_named_recipes_of_its_base():
+    params = load_params(REPO / "params.yaml", SWEPT)
+    base = params["recipes"]["triplet+gsam"]
+    for value in (0.05, 1.0):
+        name = f"triplet+gsam~tau={value}"
+        assert params["recipes"][name] == {**base, "gsam": {**base["gsam"], "tau": value}}
+    recipes = {(r["backbone"], r["recipe"]) for r in gw.runs(params)}
+    assert recipes == {
+        ("gaitpart", "triplet"),
+        ("gaitset", "triplet"),
+        ("gaitset", "triplet+gsam-pu"),  # grid.extra: on its backbones only
+        ("gaitset", "triplet+gsam~tau=0.05"),  # the sweep: on its backbones only
+        ("gaitset", "triplet+gsam~tau=1.0"),
+    }
+    from gaitflow.sweeps import points
+
+    assert points(params, "gsam-tau") == [
+        (0.05, "triplet+gsam~tau=0.05"),
+        (0.1, "triplet+gsam"),  # the base is the point at its own value: one run, shared
+        (1.0, "triplet+gsam~tau=1.0"),
+    ]
+    assert load_params(REPO / "params.yaml", SWEPT, sweeps=False)["recipes"] == PARAMS["recipes"]
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("sweeps.gsam-tau.values=[0.1]", "sweeps.gsam-tau.values: 0.1 is recipes.triplet+gsam's own gsam.tau"),
+        ("sweeps.gsam-tau.values=[0]", "sweeps.gsam-tau: triplet+gsam~tau=0: gsam.tau = 0: expected a value > 0"),
+        ("sweeps.gsam-tau.key=gsam.temperature", "sweeps.gsam-tau.key = 'gsam.temperature': gsam has no parameter"),
+        ("sweeps.gsam-tau.key=drpl.eps", "sweeps.gsam-tau.key = 'drpl.eps': expected <component>.<parameter> of a"),
+        ("sweeps.gsam-tau.recipe=gsam", "sweeps.gsam-tau.recipe = 'gsam': not in recipes"),
+        ("sweeps.gsam-tau.backbones=[resnet]", "sweeps.gsam-tau.backbones: 'resnet' is not in backbones"),
+        ("grid.extra.recipes=[triplet]", "grid.extra: gaitset-triplet is a run of the grid's product already"),
+        ("grid.extra.recipes=[tripple]", "grid.extra.recipes: 'tripple' is not in recipes"),
+    ],
+)
+def test_a_bad_sweep_or_extra_is_one_line_naming_the_key(override, message):
+    from gaitflow.errors import GaitflowError
+
+    with pytest.raises(GaitflowError, match=re.escape(message)):
+        load_params(REPO / "params.yaml", ["sweeps.gsam-tau.values=[0.5]", override])
+
+
+def test_sweeps_and_extra_runs_have_the_same_jobs_and_sections_in_both_front_ends(swept):
+    jobs = _snakemake_jobs(swept)
+    stages = _dvc_stages(swept)
+    dvc_outputs = {out: cmd for _, cmd, outs, _ in stages for out in outs}
+    assert set(jobs) == set(dvc_outputs) == gw.outputs(load_params(swept / "params.yaml"))
+    for out, cmd in dvc_outputs.items():
+        assert jobs[out] == cmd, out
+    assert "models/casiab-syn/gaitset-triplet+gsam~tau=0.05-s0" in jobs
+    assert "models/casiab-syn/gaitset-triplet+gsam-pu-s0" in jobs
+    assert "models/casiab-syn/gaitpart-triplet+gsam-pu-s0" not in jobs
+    names = {name: params for name, _, _, params in stages}
+    # a sweep's stages read its base recipe and the sweep's key: editing another value reruns nothing
+    assert names["train-gsam-tau@casiab-syn-gaitset-0.05-0"] == sorted(
+        ["seed", "train", "backbones.gaitset", "recipes.triplet+gsam", "sweeps.gsam-tau.recipe", "sweeps.gsam-tau.key"]
+    )
+    assert names["train-extra@casiab-syn-gaitset-triplet+gsam-pu-0"] == sorted(
+        ["seed", "train", "backbones.gaitset", "recipes.triplet+gsam-pu"]
+    )
+
+
+def test_every_sweep_of_the_params_files_has_its_stage_pair_in_dvc_yaml():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for path in [REPO / "params.yaml", *sorted((REPO / "workflow" / "params").glob("*.yaml"))]:
+        for name in load_params(path)["sweeps"]:
+            assert f"train-{name}" in stages and f"evaluate-{name}" in stages, (path, name)
+    swept = {n.split("-", 1)[1] for n in stages if n.startswith("train-") and n != "train-extra"}
+    assert swept == set(PARAMS["sweeps"])

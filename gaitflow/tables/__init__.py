@@ -30,6 +30,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from gaitflow.tables.ablations import TAU, ablation_claims, ablation_tables
 from gaitflow.tables.claims import claims_table
 from gaitflow.tables.papers import (
     differences_table,
@@ -38,7 +39,7 @@ from gaitflow.tables.papers import (
     variants_table,
     waveloss_tables,
 )
-from gaitflow.tables.render import to_csv, to_latex, to_markdown
+from gaitflow.tables.render import tau_tsv, to_csv, to_latex, to_markdown
 from gaitflow.tables.results import Result, attach_intervals, combine
 from gaitflow.tables.results import load_result as load_result  # re-exported: the CLI reads results with it
 from gaitflow.tables.table import Table
@@ -54,12 +55,14 @@ def build_tables(results: list[Result], recipes: dict, bootstrap: dict | None = 
     boot = attach_intervals(results, bootstrap)
     trained = [r for r in results if r.recipe is not None]
     by_view = [r for r in results if r.per_view]
+    ablations = [t for t in ablation_tables(trained, recipes, boot) if t.rows]
     return {
         **({"per_view": [per_view_table(by_view)]} if by_view else {}),
         "variants": [variants_table(results, recipes), differences_table(trained, recipes, boot)],
         "waveloss": waveloss_tables(trained, recipes),
         "formulations": [formulations_table(trained, recipes)],
-        "claims": [claims_table(trained, recipes, boot)],
+        **{t.name: [t] for t in ablations},
+        "claims": [claims_table(trained, recipes, boot, ablation_claims(ablations, trained, boot))],
     }
 
 
@@ -85,7 +88,7 @@ def write_tables(
 ) -> dict[str, list[Table]]:
     """Write every table and plot into ``out``, replacing it whole (never half-written)."""
     from gaitflow.data.archive import replace_path
-    from gaitflow.plots import ablation_bars, rank1_by_view
+    from gaitflow.plots import ablation_bars, rank1_by_view, tau_plot
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -103,5 +106,9 @@ def write_tables(
         if "per_view" in tables:
             rank1_by_view(results, staging / VIEW_PLOT_FILE)
         ablation_bars(tables["variants"][0], staging / "ablation.png")
+        if TAU in tables:  # GaitMPL Fig. 6: the plot (png, pdf) and its points for `dvc plots`
+            table = tables[TAU][0]
+            (staging / f"{TAU}.tsv").write_text(tau_tsv(table))
+            tau_plot(table, staging / f"{TAU}.png", staging / f"{TAU}.pdf")
         replace_path(staging, out)
     return tables

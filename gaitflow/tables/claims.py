@@ -121,9 +121,11 @@ def _headline(r: Result) -> str:
     return next((c for c in r.rank1 if c.endswith("rank1")), MEAN)
 
 
-def claims_table(results: list[Result], recipes: dict, boot: Bootstrap | None) -> Table:
+def claims_table(results: list[Result], recipes: dict, boot: Bootstrap | None, more: list = ()) -> Table:
     """Each claim the grid can test, per backbone: the measured difference, its paired interval and a
-    verdict (supported, contradicted, inconclusive at this sample size); claims without runs: not tested."""
+    verdict (supported, contradicted, inconclusive at this sample size); claims without runs: not tested.
+    ``more``: further claims already measured, (paper, claim, backbone, comparison, Estimate, verdict,
+    run id) each (GaitMPL's ablations: gaitflow.tables.ablations.ablation_claims)."""
     table = Table(
         "claims",
         "The papers' claims on this data (rank-1 points: mean over conditions, or a retrieval protocol's rank-1, "
@@ -156,4 +158,9 @@ def claims_table(results: list[Result], recipes: dict, boot: Bootstrap | None) -
             labels = (paper, claim, "-", "not in the grid")
             table.add(labels, [None, None], None)
             table.verdicts[labels] = "not tested"
+    for paper, claim, backbone, comparison, est, verdict_text, run_id in more:
+        labels = (paper, claim, backbone, comparison)
+        interval = (est.low, est.high) if est.low is not None else None
+        table.add(labels, [est.value, None], run_id, [interval, None])
+        table.verdicts[labels] = verdict_text
     return table

@@ -13,6 +13,7 @@ def to_markdown(table: Table) -> str:
     lines = [
         f"**{table.title}**",
         "",
+        *[f"*{note}*\n" for note in table.notes],
         "| " + " | ".join(head) + " |",
         "|" + "|".join(["---"] * len(table.row_headers) + ["---:"] * len(table.columns)) + "|",
     ]
@@ -49,7 +50,7 @@ def to_latex(table: Table) -> str:
     lines = [
         r"\begin{table}[t]",
         r"\centering",
-        rf"\caption{{{_tex(table.title)}}}",
+        rf"\caption{{{_tex(' '.join([table.title, *table.notes]))}}}",
         rf"\label{{tab:{table.name.replace('_', '-')}}}",
         rf"\begin{{tabular}}{{{spec}}}",
         r"\toprule",
@@ -84,3 +85,18 @@ def to_csv(tables: list[Table]) -> str:
                     ]
                 )
     return out.getvalue()
+
+
+def tau_tsv(table: Table) -> str:
+    """Fig. 6's points as a tab-separated table (what ``dvc plots`` draws): tau, each condition's
+    rank-1, the Mean and its interval."""
+    conds = [c for c in table.columns if c not in ("Mean", "vs tau=0.1")]
+    lines = ["\t".join(["tau", *conds, "Mean", "low", "high", "recipe"])]
+    for labels, cells in table.rows:
+        values = dict(zip(table.columns, (v for v, _ in cells)))
+        low, high = table.intervals.get((labels, "Mean"), (None, None))
+        row = [labels[0], *(values[c] for c in conds), values["Mean"], low, high]
+        lines.append(
+            "\t".join("" if v is None else (v if isinstance(v, str) else f"{v:.4f}") for v in row) + f"\t{labels[1]}"
+        )
+    return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ from pathlib import Path
 from gaitflow.errors import GaitflowError
 from gaitflow.evaluate.retrieval import PROBE_SCORES
 from gaitflow.stats import MEAN, PROXY, Bootstrap, Estimate, identities
+from gaitflow.workflow import CURVE_FILE
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Result:
     runs: list[dict] = field(default_factory=list)  # per seed: what the bootstrap reads (hits, views)
     replicates: dict = field(default_factory=dict)  # column -> bootstrap replicates (gaitflow.stats)
     intervals: dict = field(default_factory=dict)  # column -> (low, high)
+    step_seconds: float | None = None  # the median training step time (its train_curve.tsv beside metrics.json)
 
     @property
     def name(self) -> str:
@@ -56,6 +58,7 @@ def load_result(path: Path) -> Result:
             label=m.get("label"),
             seed=m.get("seed"),
             runs=[_checked_scores(m)],
+            step_seconds=_step_seconds(Path(path).parent / CURVE_FILE),
         )
     except FileNotFoundError:
         raise GaitflowError(f"{path}: not found; evaluate the run first (gaitflow evaluate)") from None
@@ -63,6 +66,20 @@ def load_result(path: Path) -> Result:
         raise GaitflowError(
             f"{path}: not a gaitflow metrics file with rank-1 by view ({exc}); evaluate the run again"
         ) from None
+
+
+def _step_seconds(curve: Path) -> float | None:
+    """The median seconds per training iteration a run's curve logged (None: no curve, the baseline)."""
+    import csv
+    import statistics
+
+    try:
+        with open(curve, newline="") as fh:
+            speeds = [float(row["iterations_per_second"]) for row in csv.DictReader(fh, delimiter="\t")]
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+    speeds = [s for s in speeds if s > 0]
+    return 1.0 / statistics.median(speeds) if speeds else None
 
 
 def _checked_scores(m: dict) -> dict:
@@ -138,6 +155,7 @@ def combine(results: list[Result]) -> list[Result]:
                 label=first.label,
                 seed=first.seed,
                 runs=[run for m in members for run in m.runs],
+                step_seconds=mean(m.step_seconds for m in members),
             )
         )
     return out

@@ -18,6 +18,8 @@ class Table:
     intervals: dict = field(default_factory=dict)  # (labels, column) -> (low, high)
     verdicts: dict = field(default_factory=dict)  # labels -> verdict text (the claims table's last column)
     differences: bool = False  # cells are differences: signed, marked * where the interval excludes zero
+    notes: list[str] = field(default_factory=list)  # lines printed above the table (how to read it)
+    signed: set = field(default_factory=set)  # columns of differences in a table of values
 
     def add(self, labels: tuple[str, ...], values: list, run_id: str | None, intervals: list | None = None) -> None:
         self.rows.append((labels, [(v, run_id) for v in values]))
@@ -32,10 +34,13 @@ class Table:
             return self.verdicts.get(labels, "-")
         if value is None:
             return "-"
-        text = f"{value:+.1f}" if self.differences else f"{value:.1f}"
+        signed = self.differences or col in self.signed
+        text = f"{value:+.1f}" if signed else f"{value:.1f}"
+        if col.endswith(" x"):  # a ratio
+            text = f"{value:.2f}"
         interval = self.intervals.get((labels, col))
         if interval is None:
             return text
         low, high = interval
-        mark = "*" if self.differences and (low > 0 or high < 0) else ""
+        mark = "*" if signed and (low > 0 or high < 0) else ""
         return f"{text} [{low:.1f}, {high:.1f}]{mark}"

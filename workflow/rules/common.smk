@@ -14,6 +14,7 @@ from gaitflow import workflow as gw
 from gaitflow.config import validate as validate_params
 from gaitflow.devices import visible_gpus
 from gaitflow.errors import GaitflowError
+from gaitflow.sweeps import expand as expand_sweeps
 
 min_version("9.0")
 
@@ -52,6 +53,7 @@ if workflow.overwrite_configfiles:
 try:
     # the JSON Schema 2020-12 in workflow/schemas/params.schema.yaml, then the cross-references
     validate_params(config, PARAMS)
+    config.update(expand_sweeps(config, PARAMS))  # each sweep's values become recipes of the grid
 except GaitflowError as exc:
     raise WorkflowError(str(exc)) from None
 

@@ -3,6 +3,7 @@ rule tables:
     input:
         baseline=produced(gw.BASELINE, "baseline"),
         runs=produced(gw.METRICS, "evaluate", each="run"),
+        curves=produced(gw.CURVE, "train", each="run"),  # the training step times (GaitMPL table VII)
         imported=produced(gw.IMPORTED_METRICS, "evaluate", each="imported"),
     output:
         report(
