@@ -105,3 +105,32 @@ def test_fig6_is_a_table_a_plot_and_points_for_dvc_plots(tmp_path):
     tau = next(labels for labels, _ in claims.rows if labels[1].startswith("tau = 0.1"))
     assert tau[3].startswith("triplet+gsam vs best other") and claims.verdicts[tau] != "not tested"
     assert "Synthetic data" in (tmp_path / "out" / "gaitmpl_fig6.md").read_text()
+
+
+def test_the_printed_rows_of_the_benchmark_stand_beside_the_runs_that_report_the_same():
+    from gaitflow.tables.printed import check
+
+    check()
+    runs = [
+        _result("triplet", _metrics(1.6)),
+        _result("triplet+drpl+gsam", _metrics(1.0)),
+        _result("triplet", _metrics(1.4), backbone="mt3d"),
+        _result("triplet+waveloss", _metrics(1.0), backbone="gaitgl"),
+        _result("triplet", _metrics(1.2), backbone="gaitgl"),
+    ]
+    for r in runs:
+        r.protocol = "casia-b"
+    table = build_tables(runs, RECIPES, {"replicates": 200, "level": 0.95, "seed": 0})["published"][0]
+    rows = {labels[:3]: (labels[3], dict(zip(table.columns, (v for v, _ in cells)))) for labels, cells in table.rows}
+    recipe, cells = rows[("gaitmpl", "table-iii", "GaitSet++")]
+    assert recipe == "triplet+drpl+gsam" and cells["paper"] == 88.4
+    assert cells["paper vs base"] == pytest.approx(88.4 - 84.7) and cells["ours vs base"] > 0
+    assert rows[("gaitmpl", "table-iii", "GLN++")] == (
+        "-",
+        {"ours": None, "paper": 91.8, "ours vs base": None, "paper vs base": pytest.approx(91.8 - 89.5)},
+    )
+    recipe, cells = rows[("gaitmpl", "table-i", "GaitSet † (CL)")]  # a condition's row: that condition's figure
+    assert recipe == "triplet" and cells["ours"] == runs[0].rank1["CL"] and cells["paper"] == 71.8
+    recipe, cells = rows[("waveloss", "table-5", "Norm-fusion")]  # on the table's backbone, GaitGL
+    assert recipe == "triplet+waveloss" and cells["paper vs base"] == pytest.approx(94.7 - 94.2)
+    assert not any(t == "table-ii" for _, t, _ in rows)  # OU-MVLP's tables: not on a CASIA-B dataset

@@ -413,3 +413,28 @@ def test_every_sweep_of_the_params_files_has_its_stage_pair_in_dvc_yaml():
             assert f"train-{name}" in stages and f"evaluate-{name}" in stages, (path, name)
     swept = {n.split("-", 1)[1] for n in stages if n.startswith("train-") and n != "train-extra"}
     assert swept == set(PARAMS["sweeps"])
+
+
+def test_the_ablations_profile_is_the_default_plus_gaitsets_ablations(project):
+    """workflow/params/ablations.yaml: the default grid, GaitMPL's ablations on GaitSet (grid.extra)
+    and Fig. 6's tau sweep, nothing else; after the default it trains only the new runs."""
+    default = load_params(REPO / "params.yaml", sweeps=False)
+    profile = load_params(REPO / "workflow" / "params" / "ablations.yaml", sweeps=False)
+    assert profile["grid"]["extra"]["backbones"] == ["gaitset"] and len(profile["grid"]["extra"]["recipes"]) == 19
+    assert profile["sweeps"]["gsam-tau"]["values"] == [0.01, 0.03, 0.3, 1.0]
+    runs = len(gw.runs(load_params(REPO / "workflow" / "params" / "ablations.yaml")))
+    profile["grid"]["extra"] = default["grid"]["extra"]
+    profile["sweeps"] = default["sweeps"]
+    assert profile == default
+    out = " ".join(run("snakemake -n --cores all --configfile workflow/params/ablations.yaml", project).stdout.split())
+    assert runs - len(gw.runs(PARAMS)) == 23 and f"train {runs}" in out and f"evaluate {runs}" in out
+
+
+def test_the_oumvlp_gait3d_profile_trains_the_papers_backbones_on_both_twins(project):
+    default = load_params(REPO / "params.yaml", sweeps=False)
+    profile = load_params(REPO / "workflow" / "params" / "oumvlp-gait3d.yaml", sweeps=False)
+    runs = gw.runs(profile)
+    assert len(runs) == 24 and {r["dataset"] for r in runs} == {"oumvlp-syn", "gait3d-syn"}
+    assert ("deepgaitv2", "triplet+waveloss") in {(r["backbone"], r["recipe"]) for r in runs}
+    profile["grid"], profile["dataset"] = default["grid"], default["dataset"]
+    assert profile == default

@@ -15,13 +15,18 @@ its MLflow run):
 - ``waveloss``: Waveloss tables 4-6: fusion ways, static versus dynamic l, and
   the loss ablation.
 - ``formulations``: ``intended`` against ``as_printed`` where both were run.
+- ``gaitmpl_v`` ... ``gaitmpl_ix``, ``gaitmpl_fig6``: GaitMPL's ablations on GaitSet and
+  rank-1 against GSAM's tau, the paper's figures beside ours (``ablations``).
+- ``published``: every printed row of the papers' tables on the dataset's benchmark beside
+  the run of ours that reports the same (``printed``).
 - ``claims``: each claim of the papers the grid can test, with its paired
   difference and a verdict (docs/statistics.md).
 
 Modules: ``results`` (results files in: loading, checking, seeds combined,
 intervals), ``recipes`` (what a recipe is), ``table`` (the table model),
-``papers`` (the papers' tables), ``claims`` (the papers' claims and their
-verdicts), ``render`` (Markdown, LaTeX, CSV); this module is the step.
+``papers`` (the papers' tables I, III, Waveloss 4-6), ``ablations`` (GaitMPL V-IX, Fig. 6),
+``printed`` (the printed figures beside ours), ``published`` (the printed figures),
+``claims`` (the papers' claims and their verdicts), ``render`` (Markdown, LaTeX, CSV); this module is the step.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from gaitflow.tables.papers import (
     variants_table,
     waveloss_tables,
 )
+from gaitflow.tables.printed import printed_table
 from gaitflow.tables.render import tau_tsv, to_csv, to_latex, to_markdown
 from gaitflow.tables.results import Result, attach_intervals, combine
 from gaitflow.tables.results import load_result as load_result  # re-exported: the CLI reads results with it
@@ -56,12 +62,15 @@ def build_tables(results: list[Result], recipes: dict, bootstrap: dict | None = 
     trained = [r for r in results if r.recipe is not None]
     by_view = [r for r in results if r.per_view]
     ablations = [t for t in ablation_tables(trained, recipes, boot) if t.rows]
+    protocol = next((r.protocol for r in results if r.protocol), None)
+    printed = printed_table(trained, recipes, boot, protocol)
     return {
         **({"per_view": [per_view_table(by_view)]} if by_view else {}),
         "variants": [variants_table(results, recipes), differences_table(trained, recipes, boot)],
         "waveloss": waveloss_tables(trained, recipes),
         "formulations": [formulations_table(trained, recipes)],
         **{t.name: [t] for t in ablations},
+        **({"published": [printed]} if printed.rows else {}),
         "claims": [claims_table(trained, recipes, boot, ablation_claims(ablations, trained, boot))],
     }
 

@@ -32,6 +32,7 @@ class Result:
     runs: list[dict] = field(default_factory=list)  # per seed: what the bootstrap reads (hits, views)
     replicates: dict = field(default_factory=dict)  # column -> bootstrap replicates (gaitflow.stats)
     intervals: dict = field(default_factory=dict)  # column -> (low, high)
+    protocol: str | None = None  # the protocol it was scored under (casia-b, ou-mvlp, gait3d, ...)
     step_seconds: float | None = None  # the median training step time (its train_curve.tsv beside metrics.json)
 
     @property
@@ -59,6 +60,7 @@ def load_result(path: Path) -> Result:
             seed=m.get("seed"),
             runs=[_checked_scores(m)],
             step_seconds=_step_seconds(Path(path).parent / CURVE_FILE),
+            protocol=m.get("protocol"),
         )
     except FileNotFoundError:
         raise GaitflowError(f"{path}: not found; evaluate the run first (gaitflow evaluate)") from None
@@ -156,6 +158,7 @@ def combine(results: list[Result]) -> list[Result]:
                 seed=first.seed,
                 runs=[run for m in members for run in m.runs],
                 step_seconds=mean(m.step_seconds for m in members),
+                protocol=first.protocol,
             )
         )
     return out
