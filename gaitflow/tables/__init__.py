@@ -61,7 +61,8 @@ def build_tables(results: list[Result], recipes: dict, bootstrap: dict | None = 
     boot = attach_intervals(results, bootstrap)
     trained = [r for r in results if r.recipe is not None]
     by_view = [r for r in results if r.per_view]
-    ablations = [t for t in ablation_tables(trained, recipes, boot) if t.rows]
+    # an ablation table is written when it has a row beyond its baseline's
+    ablations = [t for t in ablation_tables(trained, recipes, boot) if any(lab[0] != "Baseline" for lab, _ in t.rows)]
     protocol = next((r.protocol for r in results if r.protocol), None)
     printed = printed_table(trained, recipes, boot, protocol)
     return {
