@@ -86,6 +86,8 @@ def expand(params: dict, source: str = "params.yaml") -> dict:
         return params
     params = copy.deepcopy(params)
     for name, sweep in sweeps.items():
+        if not sweep["values"]:  # nothing to expand (and planning stays light: no component is loaded)
+            continue
         _check(params, name, sweep, source)
         component, _, key = sweep["key"].partition(".")
         for value in sweep["values"]:

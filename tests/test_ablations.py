@@ -134,11 +134,3 @@ def test_the_printed_rows_of_the_benchmark_stand_beside_the_runs_that_report_the
     recipe, cells = rows[("waveloss", "table-5", "Norm-fusion")]  # on the table's backbone, GaitGL
     assert recipe == "triplet+waveloss" and cells["paper vs base"] == pytest.approx(94.7 - 94.2)
     assert not any(t == "table-ii" for _, t, _ in rows)  # OU-MVLP's tables: not on a CASIA-B dataset
-
-
-def test_dvc_plots_draws_fig6_from_the_columns_the_tables_step_writes():
-    from gaitflow.tables.ablations import TAU
-
-    plots = yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]
-    (path, spec), *_ = [next(iter(p.items())) for p in plots if TAU in next(iter(p))]
-    assert path == f"results/tables/{PARAMS['dataset']}/{TAU}.tsv" and (spec["x"], spec["y"]) == ("tau", "Mean")
