@@ -104,7 +104,7 @@ class Bootstrap:
             out[cond] = value
             out.update({(cond, v): x for v, x in per_view.items()})
         conds = [c for c in metrics.get("hits", {})]
-        if len(conds) > 1:
+        if conds:  # one condition (OU-MVLP's): its Mean is itself, and has the same interval
             out[MEAN] = _nanmean(np.stack([out[c] for c in conds], 1), 1)
         record = metrics.get(PROBE_SCORES)
         if record:  # a retrieval protocol: its figures, named as the tables name them

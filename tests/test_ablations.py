@@ -134,3 +134,34 @@ def test_the_printed_rows_of_the_benchmark_stand_beside_the_runs_that_report_the
     recipe, cells = rows[("waveloss", "table-5", "Norm-fusion")]  # on the table's backbone, GaitGL
     assert recipe == "triplet+waveloss" and cells["paper vs base"] == pytest.approx(94.7 - 94.2)
     assert not any(t == "table-ii" for _, t, _ in rows)  # OU-MVLP's tables: not on a CASIA-B dataset
+
+
+def _one_condition(noise, seed=0):
+    """An OU-MVLP-like metrics file: one probe condition (NM), so the Mean is that condition."""
+    from test_stats import CONDS, _dataset
+
+    from gaitflow.evaluate.protocols import cross_view_rank1
+
+    emb, subjects, types, views = _dataset(seed=0, noise=noise)
+    emb = emb + __import__("numpy").random.default_rng(seed + 100).normal(scale=0.05, size=emb.shape)
+    return cross_view_rank1(emb, subjects, types, views, ["nm-01", "nm-02", "nm-03", "nm-04"], {"NM": CONDS["NM"]})
+
+
+def test_a_one_condition_benchmark_has_intervals_on_its_mean_and_verdicts():
+    runs = [
+        _result("triplet", _one_condition(1.6)),
+        _result("triplet+drpl+gsam", _one_condition(1.0)),
+        _result("triplet", _one_condition(1.4), backbone="mt3d"),
+    ]
+    for r in runs:
+        r.protocol = "ou-mvlp"
+    tables = build_tables(runs, RECIPES, {"replicates": 200, "level": 0.95, "seed": 0})
+    published = tables["published"][0]
+    labels = next(lab for lab, _ in published.rows if lab[:3] == ("gaitmpl", "table-iv", "GaitSet++"))
+    low, high = published.intervals[(labels, "ours")]
+    assert low <= runs[1].rank1["NM"] <= high and high > low
+    low, high = published.intervals[(labels, "ours vs base")]
+    assert low > 0  # clearly better: the paired interval excludes zero
+    claims = tables["claims"][0]
+    both = next(lab for lab, _ in claims.rows if lab[1] == "DRPL and GSAM together improve the baseline")
+    assert claims.verdicts[both] == "supported" and (both, "difference") in claims.intervals

@@ -179,7 +179,7 @@ def attach_intervals(results: list[Result], settings: dict | None = None) -> Boo
     for r in results:
         r.replicates = boot.replicates(r.runs)
         observed = {**r.rank1, **{(c, v): x for c, by in r.per_view.items() for v, x in by.items()}}
-        if len(r.rank1) > 1 and r.kind == "cross-view":
+        if r.rank1 and r.kind == "cross-view":
             observed[MEAN] = mean(r.rank1.values())
         for col, reps in r.replicates.items():
             est = boot.estimate(observed.get(col), reps)
