@@ -35,5 +35,8 @@ onstart:
 
 
 onsuccess:
-    # Write dvc.lock for what was built, so `dvc status` agrees without a rebuild.
+    # Write dvc.lock for what was built, so `dvc status` agrees without a rebuild; then remove the
+    # work folders of the runs now safely in place (kept until here: a job killed while finishing
+    # leaves its rerun what it needs to adopt the run instead of training it again).
     shell("gaitflow record --params {PARAMS} --quiet")
+    shell("gaitflow prune-work --quiet")

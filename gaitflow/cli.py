@@ -25,6 +25,7 @@ from pathlib import Path
 
 from gaitflow import workflow as layout
 from gaitflow.errors import GaitflowError
+from gaitflow.locks import exclusive
 
 
 def _at(pattern: str) -> str:
@@ -46,6 +47,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _wait(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="when another process is writing the same output, wait for it to end instead of refusing "
+        "(the workflow's jobs: a rerun then adopts what that process finished)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gaitflow", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -65,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", help="folder or archive (default: the dataset's `raw` path)")
     p.add_argument("--out", help=f"output folder (default: {_at(layout.PACKED)})")
     p.add_argument("--layout", help="file layout (default: the dataset's `layout`)")
+    _wait(p)
     p.set_defaults(func=cmd_preprocess)
 
     p = sub.add_parser("train", help="train one backbone with one loss recipe")
@@ -90,7 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="fine-tune: start from another run's weights (an imported one too); the classifier is kept "
         "only if its classes fit",
     )
+    _wait(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("prune-work", help="remove the work folders of finished runs whose output is in place")
+    p.add_argument("--root", default=layout.WORK_ROOT, help=f"the work folders' root (default: {layout.WORK_ROOT})")
+    p.add_argument("--quiet", action="store_true", help="print nothing")
+    p.set_defaults(func=cmd_prune_work)
 
     p = sub.add_parser("evaluate", help="score a trained run under its dataset's protocol")
     _common(p)
@@ -104,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="packed dataset folder of the evaluation dataset")
     p.add_argument("--out", help=f"metrics file (default: {_at(layout.METRICS)}, of the evaluation dataset)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    _wait(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("init-tracking", help="create the MLflow store and the grid's experiments before parallel runs")
@@ -202,20 +220,21 @@ def cmd_preprocess(args) -> int:
     protocol = params["protocols"][spec["protocol"]]
     source = Path(args.input or spec["raw"])
     out = Path(args.out or layout.PACKED.format(dataset=name))
-    report = preprocess(
-        source,
-        out,
-        args.layout or spec["layout"],
-        pre["img_size"],
-        pre["min_foreground"],
-        pre["min_frames"],
-        protocol.get("train_fraction", DEFAULT_TRAIN_FRACTION),
-        pre["workers"],
-        progress=not args.quiet,
-        split=protocol["split"],
-        partition_file=spec.get("partition"),
-        modality=spec.get("modality"),
-    )
+    with exclusive(out, "preprocess", args.wait):  # one writer: a second one is refused (or waits)
+        report = preprocess(
+            source,
+            out,
+            args.layout or spec["layout"],
+            pre["img_size"],
+            pre["min_foreground"],
+            pre["min_frames"],
+            protocol.get("train_fraction", DEFAULT_TRAIN_FRACTION),
+            pre["workers"],
+            progress=not args.quiet,
+            split=protocol["split"],
+            partition_file=spec.get("partition"),
+            modality=spec.get("modality"),
+        )
     skipped = sum(v["count"] for v in report["skipped"].values())
     print(
         f"preprocess {name}: {report['files']} files in {report['sequences']} sequences -> "
@@ -247,7 +266,7 @@ def _claim_gpu(args, params) -> None:
 def cmd_train(args) -> int:
     params, name, spec = _load(args)
     _claim_gpu(args, params)
-    from gaitflow.train import distributed, run_config, train
+    from gaitflow.train import distributed, run_config
 
     data = Path(args.data or layout.PACKED.format(dataset=name))
     seed = params["seed"] if args.seed is None else args.seed
@@ -258,6 +277,15 @@ def cmd_train(args) -> int:
     config = run_config(params, name, args.backbone, args.recipe, seed)
     rank = distributed()[0]
     work = Path(args.work) if args.work else None
+    with contextlib.ExitStack() as held:
+        if rank == 0:  # one writer per run: held until its MLflow run has ended
+            held.enter_context(exclusive(work or out, "train", args.wait))
+        return _train_held(args, params, name, config, method, data, out, work, seed, rank)
+
+
+def _train_held(args, params, name, config, method, data, out, work, seed, rank) -> int:
+    from gaitflow.train import train
+
     with _training_run(params, config, method, data, out, work, args.restart, rank) as (tracker, logged_up_to):
         summary = train(
             params,
@@ -371,11 +399,7 @@ def _finish_training_run(tracker, params: dict, summary: dict, out: Path, curve:
 def cmd_evaluate(args) -> int:
     params, name, _ = _load(args)
     _claim_gpu(args, params)
-    from gaitflow import tracking
     from gaitflow.config import dataset_spec
-    from gaitflow.data.packed import write_json
-    from gaitflow.evaluate.run import evaluate, figures, summary
-    from gaitflow.plots import view_heatmap
 
     eval_name, eval_spec = dataset_spec(params, args.eval_dataset or name)
     data = Path(args.data or layout.PACKED.format(dataset=eval_name))
@@ -393,6 +417,16 @@ def cmd_evaluate(args) -> int:
         default = f"{layout.RESULTS.format(dataset=eval_name)}/{method}{suffix}/{layout.METRICS_FILE}"
         tags = {"backbone": args.backbone, "recipe": args.recipe, "seed": str(seed)}
     out = Path(args.out or default)
+    with exclusive(out, "evaluate", args.wait):
+        return _evaluate_held(args, params, name, eval_name, eval_spec, data, run, method, tags, out)
+
+
+def _evaluate_held(args, params, name, eval_name, eval_spec, data, run, method, tags, out) -> int:
+    from gaitflow import tracking
+    from gaitflow.data.packed import write_json
+    from gaitflow.evaluate.run import evaluate, figures, summary
+    from gaitflow.plots import view_heatmap
+
     metrics = evaluate(params, run, eval_name, eval_spec, data, out, args.device, progress=not args.quiet)
     write_json(out.with_name(layout.SUMMARY_FILE), summary(metrics))  # what `dvc metrics show` reads
     tracker = tracking.Tracker(tracking.tracking_uri(params), params["tracking"]["enabled"])
@@ -548,6 +582,22 @@ def cmd_export(args) -> int:
         f"export {done['backbone']} -> {done['path']} ({args.format}, {done['bytes'] / 1e6:.1f} MB): embeddings "
         f"equal the eager model's within {done['max_error']:.1e} (relative) over {len(done['errors'])} shapes"
     )
+    return 0
+
+
+def cmd_prune_work(args) -> int:
+    """Remove each work folder under --root whose run folder holds its checkpoint (train.prune)."""
+    from gaitflow.train import prune
+
+    root = Path(args.root)
+    base = Path(layout.RUN.format(dataset="D", backbone="B", recipe="R", seed=0)).parent.parent
+    pruned = 0
+    for work in sorted(p for p in root.glob("*/*") if p.is_dir()):
+        pruned += prune(work, base / work.parent.name / work.name)
+    for folder in (p for p in root.glob("*") if p.is_dir() and not any(p.iterdir())):
+        folder.rmdir()
+    if not args.quiet:
+        print(f"prune-work: {pruned} finished run(s) removed from {root}")
     return 0
 
 

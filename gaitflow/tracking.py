@@ -401,6 +401,9 @@ class Tracker:
         if not self.enabled or self.failed or not self.run_id:
             return None
         run_dir = Path(run_dir)
+        adopted = self._guard(self._adopt_model, run_dir)
+        if adopted:
+            return adopted
         try:
             info = self._log_model(run_dir, register)
         except Exception as exc:  # noqa: BLE001 - a model that is not logged must not stop the run
@@ -421,6 +424,32 @@ class Tracker:
                 record["registered_model"] = {"name": register, "version": int(info.registered_model_version)}
             (run_dir / RUN_FILE).write_text(json.dumps(record) + "\n")
         return info.model_id
+
+    def _adopt_model(self, run_dir: Path) -> str | None:
+        """The model this run already logged from this checkpoint (a rerun after a kill while
+        finishing): its id, kept in ``mlflow.json``, so a run never holds two copies of one model.
+        A model the kill left half-logged (PENDING) is deleted; it is logged again."""
+        from mlflow.entities import LoggedModelStatus
+
+        from gaitflow.runs import CHECKPOINT
+
+        client = self._client()
+        sha = file_digest(run_dir / CHECKPOINT)
+        experiment = client.get_run(self.run_id).info.experiment_id
+        found = None
+        for model in client.search_logged_models([experiment], filter_string=f"source_run_id = '{self.run_id}'"):
+            if model.tags.get("checkpoint_sha256") != sha:
+                continue
+            if model.status == LoggedModelStatus.READY and found is None:
+                found = model.model_id
+            elif model.status != LoggedModelStatus.READY:
+                client.delete_logged_model(model.model_id)
+        if found:
+            self.model_id = found
+            saved = saved_run(run_dir)
+            if saved and saved.get("run_id") == self.run_id and saved.get("model_id") != found:
+                (run_dir / RUN_FILE).write_text(json.dumps({**saved, "model_id": found}) + "\n")
+        return found
 
     def _log_model(self, run_dir: Path, register: str | None):
         import mlflow.pytorch

@@ -18,7 +18,8 @@ Under the workflow (``--work``) the checkpoints live in a work folder outside th
 declared output, which Snakemake and DVC delete when a job fails: a killed job
 resumes on the next invocation if its settings, code and data are unchanged
 (``run_key``), starts over otherwise, and the finished run is promoted into the
-output and its work folder removed. A NaN or inf loss stops the run with one line and keeps the last
+output (its work folder kept until the workflow has the output: a kill while finishing costs no
+retrain). A NaN or inf loss stops the run with one line and keeps the last
 good checkpoint. Checkpoints load with ``weights_only=True``: a checkpoint from
 elsewhere cannot run code.
 """
@@ -226,13 +227,47 @@ def clear_stale(work: Path, key: str) -> str | None:
 
 
 def promote(work: Path, out: Path) -> None:
-    """Copy a finished run's files from its work folder into the declared output, then remove the
-    work folder (copy first: a crash in between leaves the work folder whole, to promote again)."""
-    out.mkdir(parents=True, exist_ok=True)
-    for f in sorted(Path(work).iterdir()):
-        if f.is_file():
-            shutil.copy2(f, out / f.name)
-    shutil.rmtree(work)
+    """Put a finished run's files into the declared output, whole or not at all: hard links to the
+    work folder's files (a copy across file systems) in a staging folder, moved onto ``out``. The
+    work folder stays: a kill before the workflow has recorded the output (which it then deletes)
+    leaves the rerun everything it needs to adopt the run without training it again; the workflow
+    prunes it once the output is in place (:func:`prune`)."""
+    from gaitflow.data.archive import remove_path, replace_path
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(f".{out.name}.promoting-{os.getpid()}")
+    remove_path(staging)
+    staging.mkdir()
+    try:
+        for f in sorted(Path(work).iterdir()):
+            if f.is_file():
+                try:
+                    os.link(f, staging / f.name)
+                except OSError:  # another file system, or one without hard links
+                    shutil.copy2(f, staging / f.name)
+        replace_path(staging, out)
+    except BaseException:
+        remove_path(staging)
+        raise
+
+
+def prune(work: Path, out: Path) -> bool:
+    """Remove the work folder of a run whose output holds its checkpoint (the same file, or the
+    same bytes), unless a process is writing it; True when removed."""
+    from gaitflow import locks
+
+    ckpt, done = Path(work) / CHECKPOINT, Path(out) / CHECKPOINT
+    if not (ckpt.exists() and done.exists()):
+        return False
+    if not (os.path.samefile(ckpt, done) or _file_sha(ckpt) == _file_sha(done)):
+        return False
+    try:
+        with locks.exclusive(work, "prune"):
+            shutil.rmtree(work)
+    except GaitflowError:  # held: a training of this run is alive
+        return False
+    return True
 
 
 def _log_records(path: Path) -> list[dict]:

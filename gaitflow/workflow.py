@@ -76,8 +76,10 @@ SYNTH_PARTITION = RAW_DIR + "/{dataset}.json"  # a twin's partition file, drawn 
 PACKED = "data/processed/{dataset}"
 RUN = "models/{dataset}/" + METHOD
 # A training job's checkpoints while it runs: outside its declared output, which Snakemake and
-# DVC delete when a job fails, so a killed job resumes from here (gaitflow.train, --work).
-WORK = "models/.in-progress/{dataset}/" + METHOD
+# DVC delete when a job fails, so a killed job resumes from here (gaitflow.train, --work); kept
+# after the run is promoted until `gaitflow prune-work` (the Snakefile's onsuccess) removes it.
+WORK_ROOT = "models/.in-progress"
+WORK = WORK_ROOT + "/{dataset}/" + METHOD
 RESULTS = "results/{dataset}"
 METRICS = f"{RESULTS}/{METHOD}/{METRICS_FILE}"
 VIEW_PLOT = f"{RESULTS}/{METHOD}/{VIEW_PLOT_FILE}"

@@ -299,7 +299,8 @@ def test_a_schedulers_signal_checkpoints_at_once_and_exits_non_zero(packed, sig)
     assert done.returncode == 0, done.stderr
     assert f"resumed from iteration {stopped}" in done.stdout
     assert load_checkpoint(packed / "models/done/checkpoint.pt")["iteration"] == 400
-    assert not (packed / "models/work").exists()  # promoted into --out, then removed
+    # promoted into --out as hard links; the work folder stays until the output is known safe
+    assert os.path.samefile(packed / "models/work/checkpoint.pt", packed / "models/done/checkpoint.pt")
 
 
 def test_a_work_checkpoint_from_other_settings_is_set_aside_and_training_starts_over(packed):
@@ -307,9 +308,8 @@ def test_a_work_checkpoint_from_other_settings_is_set_aside_and_training_starts_
     cmd += ["--out", "models/done", "--work", "models/work"]
     first = subprocess.run([*cmd, *_sets(["train.iterations=4"])], capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
-    # a killed run's work folder, as the workflow leaves it: copy the finished checkpoint back
-    (packed / "models/work").mkdir(parents=True)
-    (packed / "models/work/checkpoint.pt").write_bytes((packed / "models/done/checkpoint.pt").read_bytes())
+    # the finished run's work folder, as a killed job's rerun finds it
+    assert (packed / "models/work/checkpoint.pt").exists()
     changed = subprocess.run([*cmd, *_sets(["train.iterations=4", "train.lr=0.05"])], capture_output=True, text=True)
     assert changed.returncode == 0, changed.stderr
     assert "was written with other settings, code or data; starting over" in changed.stderr

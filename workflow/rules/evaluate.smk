@@ -25,4 +25,4 @@ rule evaluate:
     shell:
         "OMP_NUM_THREADS={threads} gaitflow evaluate --params {params.file} --dataset {wildcards.dataset} "
         "--backbone {wildcards.backbone} --recipe {wildcards.recipe} --seed {wildcards.seed} --run {input.run} --data {input.data} "
-        "--out {output.metrics} --quiet > {log} 2>&1"
+        "--out {output.metrics} --wait --quiet > {log} 2>&1"

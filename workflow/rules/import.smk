@@ -40,4 +40,4 @@ rule evaluate_imported:
         identity=identity("evaluate"),
     shell:
         "OMP_NUM_THREADS={threads} gaitflow evaluate --params {params.file} --dataset {wildcards.dataset} "
-        "--imported {wildcards.name} --run {input.run} --data {input.data} --out {output.metrics} --quiet > {log} 2>&1"
+        "--imported {wildcards.name} --run {input.run} --data {input.data} --out {output.metrics} --wait --quiet > {log} 2>&1"

@@ -17,4 +17,4 @@ rule preprocess:
         identity=identity("preprocess"),
     shell:
         "gaitflow preprocess --params {params.file} --dataset {wildcards.dataset} --out {output} "
-        "--set preprocess.workers={threads} --quiet > {log} 2>&1"
+        "--set preprocess.workers={threads} --wait --quiet > {log} 2>&1"

@@ -25,4 +25,4 @@ rule train:
     shell:
         "OMP_NUM_THREADS={threads} gaitflow train --params {params.file} --dataset {wildcards.dataset} "
         "--backbone {wildcards.backbone} --recipe {wildcards.recipe} --seed {wildcards.seed} --data {input} --out {output.run} "
-        "--curve {output.curve} --work {params.work} --quiet > {log} 2>&1"
+        "--curve {output.curve} --work {params.work} --wait --quiet > {log} 2>&1"
