@@ -11,6 +11,7 @@
     identify    rank a gallery's identities for probe sequences with a trained run
     export      a trained run's model as ONNX or TorchScript (silhouettes -> embeddings)
     record      write dvc.lock for every stage that is built (after a Snakemake run)
+    prune-work  remove the work folders of finished runs whose output is in place
 
 Every subcommand reads params.yaml (``--params``) with ``--set key=value``
 overrides, and prints one line and exits non-zero on bad input.
