@@ -401,7 +401,10 @@ class Tracker:
         if not self.enabled or self.failed or not self.run_id:
             return None
         run_dir = Path(run_dir)
-        adopted = self._guard(self._adopt_model, run_dir)
+        try:  # a rerun after a kill while finishing: the model this run already logged
+            adopted = self._adopt_model(run_dir)
+        except Exception:  # noqa: BLE001 - none to adopt; logging it says what is wrong, if anything
+            adopted = None
         if adopted:
             return adopted
         try:
