@@ -591,10 +591,9 @@ def cmd_prune_work(args) -> int:
     from gaitflow.train import prune
 
     root = Path(args.root)
-    base = Path(layout.RUN.format(dataset="D", backbone="B", recipe="R", seed=0)).parent.parent
     pruned = 0
-    for work in sorted(p for p in root.glob("*/*") if p.is_dir()):
-        pruned += prune(work, base / work.parent.name / work.name)
+    for work in sorted(p for p in root.glob("*/*") if p.is_dir()):  # <dataset>/<run>, as layout.WORK
+        pruned += prune(work, Path(layout.MODELS) / work.parent.name / work.name)
     for folder in (p for p in root.glob("*") if p.is_dir() and not any(p.iterdir())):
         folder.rmdir()
     if not args.quiet:

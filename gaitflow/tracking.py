@@ -221,6 +221,7 @@ class Tracker:
         self.model_id: str | None = None
         self.failed = False
         self.monitor = None  # the system metrics monitor of a training run
+        self.attached = False
 
     def _unavailable(self, exc: Exception) -> None:
         self.failed = True
@@ -266,6 +267,7 @@ class Tracker:
 
     def attach(self, run_id: str) -> None:
         self.run_id = run_id
+        self.attached = True  # an earlier process's run: it may already hold this run's model
 
     def last_step(self, key: str = "total") -> int:
         """The last step of a metric this run holds (0: none), so a resumed run can send what a
@@ -401,10 +403,12 @@ class Tracker:
         if not self.enabled or self.failed or not self.run_id:
             return None
         run_dir = Path(run_dir)
-        try:  # a rerun after a kill while finishing: the model this run already logged
-            adopted = self._adopt_model(run_dir)
-        except Exception:  # noqa: BLE001 - none to adopt; logging it says what is wrong, if anything
-            adopted = None
+        adopted = None
+        if self.attached:  # a rerun after a kill while finishing: the model this run already logged
+            try:
+                adopted = self._adopt_model(run_dir)
+            except Exception:  # noqa: BLE001 - none to adopt; logging it says what is wrong, if anything
+                adopted = None
         if adopted:
             return adopted
         try:

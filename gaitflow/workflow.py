@@ -74,11 +74,12 @@ RAW_DIR = "data/raw"  # real releases are placed here; dvc.yaml depends on the f
 SYNTH_RAW = RAW_DIR + "/{dataset}.zip"
 SYNTH_PARTITION = RAW_DIR + "/{dataset}.json"  # a twin's partition file, drawn with it (as OpenGait names them)
 PACKED = "data/processed/{dataset}"
-RUN = "models/{dataset}/" + METHOD
+MODELS = "models"
+RUN = MODELS + "/{dataset}/" + METHOD
 # A training job's checkpoints while it runs: outside its declared output, which Snakemake and
 # DVC delete when a job fails, so a killed job resumes from here (gaitflow.train, --work); kept
 # after the run is promoted until `gaitflow prune-work` (the Snakefile's onsuccess) removes it.
-WORK_ROOT = "models/.in-progress"
+WORK_ROOT = MODELS + "/.in-progress"
 WORK = WORK_ROOT + "/{dataset}/" + METHOD
 RESULTS = "results/{dataset}"
 METRICS = f"{RESULTS}/{METHOD}/{METRICS_FILE}"
