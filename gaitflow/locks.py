@@ -50,6 +50,7 @@ def exclusive(target: Path, step: str, wait: bool = False, poll: float = 0.5):
     removed file meanwhile sees that it is gone and locks the new one (so there is never a second
     holder). A killed holder leaves the file, and its lock goes with the process."""
     path = lock_path(target)
+    made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]  # removed again if left empty
     path.parent.mkdir(parents=True, exist_ok=True)
     told = False
     while True:
@@ -83,6 +84,11 @@ def exclusive(target: Path, step: str, wait: bool = False, poll: float = 0.5):
         except OSError:
             pass
         os.close(fd)  # closing the descriptor releases the lock (as does the process's death)
+        for folder in made:  # a step refused before writing leaves no empty folder behind
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
 
 def _same_file(fd: int, path: Path) -> bool:

@@ -88,6 +88,9 @@ def test_a_lock_is_exclusive_names_its_holder_and_dies_with_it(tmp_path):
         )
         assert holder.returncode != 0 and f"pid {os.getpid()} on {socket.gethostname()}" in holder.stderr
     assert not lock_path(target).exists()  # removed on leaving
+    with exclusive(tmp_path / "new" / "deeper" / "run", "preprocess"):
+        assert lock_path(tmp_path / "new" / "deeper" / "run").exists()
+    assert not (tmp_path / "new").exists()  # the folders made for the lock alone go with it
     # a holder killed with SIGKILL leaves a file but no lock
     proc = subprocess.Popen(
         [
