@@ -330,11 +330,13 @@ def _training_run(
     from gaitflow.train import clear_stale, run_key
 
     home = work or out  # where the checkpoint and the MLflow run id are while training
+    tracker = tracking.Tracker(tracking.tracking_uri(params), params["tracking"]["enabled"] and rank == 0)
+    if tracker.enabled:  # a server that would refuse this run's writes refuses it before training
+        tracking.check_access(tracker.uri, tracking.experiment_name(config["dataset"]))
     if work and rank == 0:
         note = clear_stale(work, run_key(config, data))  # another setting, code or data: start over
         if note:
             print(f"gaitflow train: {note}", file=sys.stderr)
-    tracker = tracking.Tracker(tracking.tracking_uri(params), params["tracking"]["enabled"] and rank == 0)
     previous = tracking.saved_run(home)
     resuming = bool(previous and (home / CHECKPOINT).exists() and not restart)
     if resuming:
@@ -428,9 +430,11 @@ def _evaluate_held(args, params, name, eval_name, eval_spec, data, run, method, 
     from gaitflow.evaluate.run import evaluate, figures, summary
     from gaitflow.plots import view_heatmap
 
+    tracker = tracking.Tracker(tracking.tracking_uri(params), params["tracking"]["enabled"])
+    if tracker.enabled:  # a server that would refuse the metrics refuses them before the evaluation
+        tracking.check_access(tracker.uri, tracking.experiment_name(name))
     metrics = evaluate(params, run, eval_name, eval_spec, data, out, args.device, progress=not args.quiet)
     write_json(out.with_name(layout.SUMMARY_FILE), summary(metrics))  # what `dvc metrics show` reads
-    tracker = tracking.Tracker(tracking.tracking_uri(params), params["tracking"]["enabled"])
     previous = tracking.saved_run(run)
     if previous:
         tracker.attach(previous["run_id"])  # evaluation lands in its training run
@@ -459,9 +463,12 @@ def cmd_init_tracking(args) -> int:
     uri = tracking.tracking_uri(params)
     names = tracking.grid_experiments(params) + ([tracking.experiment_name(name)] if args.dataset else [])
     names = sorted(set(names))
+    for experiment in names:  # credentials a server refuses: one line, before any job starts
+        tracking.check_access(uri, experiment)
     tracking.init_store(uri, names)
     print(
-        f"init-tracking: {uri} is ready ({len(names)} experiment{'' if len(names) == 1 else 's'}: {', '.join(names)})"
+        f"init-tracking: {tracking.redact(uri)} is ready "
+        f"({len(names)} experiment{'' if len(names) == 1 else 's'}: {', '.join(names)})"
     )
     return 0
 

@@ -37,11 +37,13 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shlex
 import subprocess
 import sys
 import warnings
 from pathlib import Path
+from urllib.parse import urlsplit
 
 RUN_FILE = "mlflow.json"
 EXAMPLE_FRAMES = 8  # frames of the logged model's input example
@@ -56,8 +58,94 @@ SYSTEM_METRICS_INTERVAL = 10.0
 _TAG_CHARS = 8000  # the longest tag value MLflow keeps
 
 
+# The user and password of a URI (``http://<user>:<password>@host``), which are never written.
+_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*):[^/@\s]*@")
+# MLflow's permissions that let a user write runs into an experiment (``can_update``).
+WRITE_PERMISSIONS = ("EDIT", "MANAGE")
+CREDENTIALS = "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+
+
 def tracking_uri(params: dict) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or params["tracking"]["uri"]
+
+
+def redact(text: str) -> str:
+    """``text`` with the password of every URI in it replaced by ``***``: a URI that carries its
+    credentials (``http://alice:secret@host``) is shown and stored without them."""
+    return _USERINFO.sub(r"\g<head>:***@", text)
+
+
+def check_access(uri: str, experiment: str) -> None:
+    """Refuse, before any work, a job whose writes a tracking server would refuse.
+
+    A server started with MLflow's authentication (``mlflow server --app-name basic-auth``) answers
+    every request of a client with no credentials, a wrong password or no permission with 401 or
+    403; the run would then go on untracked, one warning in its log. Raises :class:`GaitflowError`
+    in one line instead: no credentials in the environment (:data:`CREDENTIALS`), credentials the
+    server refuses, or a user who may not write runs into ``experiment`` (EDIT or MANAGE). An
+    experiment that does not exist yet is created, as the job's first run would. A local store, a
+    server without authentication, and a server that cannot be reached pass (the latter is one
+    warning later, and the run goes on)."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    _quiet_http()
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    from gaitflow.errors import GaitflowError
+
+    shown = redact(uri)
+    creds = get_default_host_creds(uri)
+    username = creds.username or urlsplit(uri).username
+    try:
+        who = http_request(creds, "/api/2.0/mlflow/users/current", "GET", max_retries=0)
+    except Exception:  # noqa: BLE001 - unreachable: the tracker warns, the run goes on
+        return
+    if who.status_code == 404:  # a server without authentication
+        return
+    if who.status_code == 401:
+        if not (username or creds.token):
+            raise GaitflowError(
+                f"the tracking server {shown} asks who you are: set {CREDENTIALS} in this job's environment"
+            )
+        named = f"user {username!r}" if username else "the token in MLFLOW_TRACKING_TOKEN"
+        raise GaitflowError(
+            f"the tracking server {shown} refused the credentials of {named}: wrong password or no such "
+            "user (MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD)"
+        )
+    if who.status_code != 200:
+        return
+    user = who.json().get("user", {})
+    if user.get("is_admin"):
+        return
+    name = user.get("username", username)
+    client, step = MlflowClient(uri), "read"
+    try:
+        exp = client.get_experiment_by_name(experiment)
+        step = "create"
+        exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
+    except MlflowException as exc:
+        if exc.get_http_status_code() != 403:
+            return  # not a refusal: the tracker reports it
+        ask = "grant you EDIT on it" if step == "read" else "create it and grant you EDIT"
+        raise GaitflowError(
+            f"user {name!r} may not {step} experiment {experiment!r} at {shown}: ask the server's admin to {ask}"
+        ) from None
+    perm = http_request(
+        creds,
+        "/api/3.0/mlflow/users/permissions/get",
+        "GET",
+        max_retries=0,
+        params={"username": name, "resource_type": "experiment", "resource_id": exp_id},
+    )
+    granted = perm.json().get("permission", "NO_PERMISSIONS") if perm.status_code == 200 else None
+    if granted is not None and granted not in WRITE_PERMISSIONS:
+        raise GaitflowError(
+            f"user {name!r} has {granted} permission on experiment {experiment!r} at {shown}; this job "
+            "writes runs into it and needs EDIT: ask the server's admin to grant it"
+        )
 
 
 def _quiet_http() -> None:
@@ -226,7 +314,7 @@ class Tracker:
     def _unavailable(self, exc: Exception) -> None:
         self.failed = True
         print(
-            f"gaitflow: warning: MLflow tracking at {self.uri} is unavailable ({_reason(exc)}); "
+            f"gaitflow: warning: MLflow tracking at {redact(self.uri)} is unavailable ({_reason(exc)}); "
             "the run goes on and writes its files",
             file=sys.stderr,
         )
@@ -260,7 +348,7 @@ class Tracker:
             from mlflow.entities import Param
 
             for i in range(0, len(items), 100):
-                client.log_batch(self.run_id, params=[Param(k, v[:6000]) for k, v in items[i : i + 100]])
+                client.log_batch(self.run_id, params=[Param(k, redact(v)[:6000]) for k, v in items[i : i + 100]])
             return self.run_id
 
         return self._guard(go)
@@ -383,7 +471,8 @@ class Tracker:
     def save(self, run_dir: Path) -> None:
         """Remember the run id in the run folder, for evaluate to attach to."""
         if self.run_id and not self.failed:
-            (Path(run_dir) / RUN_FILE).write_text(json.dumps({"tracking_uri": self.uri, "run_id": self.run_id}) + "\n")
+            record = {"tracking_uri": redact(self.uri), "run_id": self.run_id}
+            (Path(run_dir) / RUN_FILE).write_text(json.dumps(record) + "\n")
 
     def log_model(self, run_dir: Path, register: str | None = None) -> str | None:
         """Log the trained model of ``run_dir`` as an MLflow logged model of this run; returns its id.
@@ -418,7 +507,7 @@ class Tracker:
                 self._unavailable(exc)
                 return None
             print(
-                f"gaitflow: warning: the model of {run_dir} was not logged to MLflow at {self.uri} "
+                f"gaitflow: warning: the model of {run_dir} was not logged to MLflow at {redact(self.uri)} "
                 f"({_reason(exc)}); the run goes on",
                 file=sys.stderr,
             )
@@ -536,9 +625,9 @@ def source_tags(tags: dict | None = None) -> dict[str, str]:
 
     command = command_line()
     out = {
-        MLFLOW_SOURCE_NAME: source_name(command)[:_TAG_CHARS],
+        MLFLOW_SOURCE_NAME: redact(source_name(command))[:_TAG_CHARS],
         MLFLOW_SOURCE_TYPE: "LOCAL",
-        "command": shlex.join(command)[:_TAG_CHARS],
+        "command": redact(shlex.join(command))[:_TAG_CHARS],
     }
     with contextlib.suppress(Exception):  # no user name to be had (no passwd entry, no USER)
         out[MLFLOW_USER] = getpass.getuser()
@@ -570,7 +659,7 @@ def _requirements() -> list[str]:
 
 
 def _reason(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    return redact(str(exc).splitlines()[0][:200]) if str(exc) else type(exc).__name__
 
 
 _CONFLICT_TRIES = 3  # tries of a store write that a concurrent writer can beat to a unique key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -124,3 +125,62 @@ def make_workflow_project(root: Path, overrides=WORKFLOW_TINY) -> Path:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run("git init -q && dvc init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm init", root)
     return root
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def mlflow_server(folder: Path, *extra: str, env: dict | None = None, timeout: float = 90):
+    """A real `mlflow server` on the loopback interface, its store and artifacts in ``folder``;
+    yields its URI. ``extra``: more options (``--app-name basic-auth``), ``env``: its environment's
+    additions. The caller's MLFLOW_TRACKING_* settings are not passed on."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'server.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--workers",
+            "1",
+            *extra,
+        ],
+        cwd=folder,
+        env={**clean, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=open(folder / "server.log", "wb"),  # noqa: SIM115 - kept for the server's lifetime
+    )
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if server.poll() is not None or time.time() > deadline:
+                    log = (folder / "server.log").read_text()[-2000:]
+                    raise AssertionError(f"mlflow server did not start: {log}") from None
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

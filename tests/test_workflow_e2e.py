@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import WORKFLOW_TINY, make_workflow_project, run
+from conftest import WORKFLOW_TINY, make_workflow_project, mlflow_server, run
 
 DATASET = "casiab-syn"
 RUNS = [f"{b}-{r}-s0" for b in ("gaitpart", "gaitset") for r in ("triplet", "circle+waveloss")]
@@ -184,48 +183,13 @@ def test_a_recipe_change_reruns_that_recipe_only_in_both_front_ends(built):
     assert _dvc_changed(root) == set()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_runs_reach_a_real_mlflow_server(tmp_path):
     from mlflow.tracking import MlflowClient
 
     root = make_workflow_project(
         tmp_path / "project", WORKFLOW_TINY + ["grid.backbones=[gaitpart]", "grid.recipes=[triplet]"]
     )
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--artifacts-destination",
-            str(tmp_path / "artifacts"),
-            "--workers",
-            "1",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                assert server.poll() is None and time.time() < deadline, "mlflow server did not start"
-                time.sleep(0.5)
+    with mlflow_server(tmp_path) as uri:
         run("snakemake --cores 2", root, env={"MLFLOW_TRACKING_URI": uri})
         client = MlflowClient(uri)
         runs = client.search_runs([client.get_experiment_by_name(f"gaitflow-{DATASET}").experiment_id])
@@ -236,9 +200,6 @@ def test_runs_reach_a_real_mlflow_server(tmp_path):
         artifacts = {a.path for a in client.list_artifacts(r.info.run_id)}
         assert "loss_curve.png" in artifacts
         assert not (root / "mlflow.db").exists()  # nothing went to the local store
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_an_imported_checkpoint_is_evaluated_and_tabled_by_both_front_ends(tmp_path):
