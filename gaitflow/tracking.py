@@ -63,6 +63,7 @@ _USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*):[^/@\s]*@
 # MLflow's permissions that let a user write runs into an experiment (``can_update``).
 WRITE_PERMISSIONS = ("EDIT", "MANAGE")
 CREDENTIALS = "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+CREDENTIALS_FILE = "~/.mlflow/credentials"  # MLflow's own file of them, read when the environment has none
 
 
 def tracking_uri(params: dict) -> str:
@@ -108,7 +109,8 @@ def check_access(uri: str, experiment: str) -> None:
     if who.status_code == 401:
         if not (username or creds.token):
             raise GaitflowError(
-                f"the tracking server {shown} asks who you are: set {CREDENTIALS} in this job's environment"
+                f"the tracking server {shown} asks who you are: set {CREDENTIALS} in this job's environment "
+                f"or in {CREDENTIALS_FILE}"
             )
         named = f"user {username!r}" if username else "the token in MLFLOW_TRACKING_TOKEN"
         raise GaitflowError(

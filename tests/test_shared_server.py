@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import secrets
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -55,14 +56,20 @@ def server(tmp_path_factory):
             auth = get_app_client("basic-auth", tracking_uri=uri)
             for name, password in USERS.items():
                 auth.create_user(name, password)
-            experiment = MlflowClient(uri).create_experiment(EXPERIMENT)
+            params = str(Path(__file__).resolve().parents[1] / "params.yaml")
+            mp.setenv("MLFLOW_TRACKING_URI", uri)
+            assert main(["init-tracking", "--params", params]) == 0  # the grid's experiments, by the admin
+            experiment = MlflowClient(uri).get_experiment_by_name(EXPERIMENT).experiment_id
             for name, permission in GRANTS.items():
                 auth.grant_user_permission(name, "experiment", experiment, permission)
         yield uri, folder
 
 
-def _as(monkeypatch, uri: str, user: str | None, password: str | None = None) -> None:
+def _as(monkeypatch, uri: str, user: str | None, password: str | None = None, home: Path | None = None) -> None:
+    """This process as ``user`` of the server at ``uri``; ``home``: where ~/.mlflow/credentials is
+    looked for (by default a folder that has none)."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("HOME", str(home or Path(tempfile.gettempdir()) / "gaitflow-no-credentials"))
     for key, value in (("MLFLOW_TRACKING_USERNAME", user), ("MLFLOW_TRACKING_PASSWORD", password)):
         if value is None:
             monkeypatch.delenv(key, raising=False)
@@ -198,3 +205,35 @@ def test_a_job_the_server_would_refuse_is_refused_in_one_line_before_any_work(ca
     assert not metrics.parent.exists()  # refused before the evaluation
     code, err = _cli("init-tracking", *sets)
     assert code == 2 and err.startswith("gaitflow init-tracking: error: ") and expected in err
+
+
+def test_the_credentials_file_is_read_when_the_environment_has_none(server, tmp_path, monkeypatch):
+    from gaitflow.errors import GaitflowError
+    from gaitflow.tracking import check_access
+
+    uri, _ = server
+    _as(monkeypatch, uri, None, home=tmp_path)
+    with pytest.raises(GaitflowError, match="asks who you are"):
+        check_access(uri, EXPERIMENT)
+    (tmp_path / ".mlflow").mkdir()
+    (tmp_path / ".mlflow" / "credentials").write_text(
+        f"[mlflow]\nmlflow_tracking_username = alice\nmlflow_tracking_password = {USERS['alice']}\n"
+    )
+    check_access(uri, EXPERIMENT)  # alice, EDIT: passes
+    (tmp_path / ".mlflow" / "credentials").write_text(
+        f"[mlflow]\nmlflow_tracking_username = bob\nmlflow_tracking_password = {USERS['bob']}\n"
+    )
+    with pytest.raises(GaitflowError, match="'bob' has READ permission"):
+        check_access(uri, EXPERIMENT)
+
+
+def test_a_store_without_authentication_passes_the_check(tmp_path):
+    from gaitflow.tracking import check_access, redact
+
+    check_access(f"sqlite:///{tmp_path / 'mlflow.db'}", EXPERIMENT)  # a local store: nothing asked
+    check_access("http://127.0.0.1:9", EXPERIMENT)  # nothing listening: the tracker warns later
+    assert not (tmp_path / "mlflow.db").exists()
+    assert (
+        redact("see http://alice:s3cret@host:5000/x and https://h/y")
+        == "see http://alice:***@host:5000/x and https://h/y"
+    )
