@@ -317,3 +317,76 @@ def test_a_killed_training_job_resumes_under_snakemake_to_the_same_weights(tmp_p
     steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "total")]
     assert steps == list(range(1, 121))  # no step twice, none missing
     print(f"killed at iteration {killed_at}, resumed from {resumed}")  # a figure, reported by -s
+
+
+def test_a_rerun_after_snakemake_is_killed_waits_for_the_orphaned_training_and_adopts_it(tmp_path):
+    """SIGKILL `snakemake` itself mid-training: its training job lives on, orphaned. `snakemake
+    --unlock` and `--rerun-incomplete` then start the same training again; it waits for the live
+    one (its lock, named in the job's log) instead of writing beside it, and adopts what it
+    finished: nothing is trained twice, one MLflow run holds every step once. Waiting, not
+    refusing: a refused job fails, and Snakemake then deletes the output the live one writes."""
+    import psutil
+    from mlflow.tracking import MlflowClient
+
+    from gaitflow.runs import load_checkpoint
+
+    overrides = WORKFLOW_TINY + [
+        "grid.backbones=[gaitset]",
+        "grid.recipes=[triplet]",
+        "train.iterations=150",
+        "train.checkpoint_every=10",
+        "train.milestones=[120]",
+    ]
+    root = make_workflow_project(tmp_path / "project", overrides)
+    name = "gaitset-triplet-s0"
+    work = root / "models" / ".in-progress" / DATASET / name / "checkpoint.pt"
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "PATH": path, **NO_ENV_URI}
+    snakemake = subprocess.Popen(
+        ["snakemake", "--cores", "1"], cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    orphan, deadline = None, time.time() + 300
+    while time.time() < deadline and snakemake.poll() is None and orphan is None:
+        try:
+            iteration = int(load_checkpoint(work)["iteration"]) if work.exists() else 0
+        except Exception:  # noqa: BLE001 - being replaced at this moment
+            iteration = 0
+        if 20 <= iteration < 100:
+            orphan = _training_process(snakemake)
+            if orphan is not None:
+                snakemake.kill()  # SIGKILL to Snakemake alone: its jobs are not told
+        time.sleep(0.05)
+    assert orphan is not None, "training was not caught in flight"
+    snakemake.wait(timeout=60)
+    assert orphan.is_running() and orphan.status() != psutil.STATUS_ZOMBIE  # the orphan lives on
+    orphan.suspend()  # held still (its lock too) until the rerun has reached it, however fast it trains
+    run("snakemake --unlock", root, env=NO_ENV_URI)
+    rerun = subprocess.Popen(
+        ["snakemake", "--cores", "1", "--rerun-incomplete"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    log_file = root / f"logs/train/{DATASET}/{name}.log"
+    deadline = time.time() + 120
+    while f"waiting for pid {orphan.pid}" not in (log_file.read_text(errors="replace") if log_file.exists() else ""):
+        assert rerun.poll() is None and time.time() < deadline, "the rerun did not wait for the orphan"
+        time.sleep(0.1)
+    orphan.resume()
+    output = rerun.communicate(timeout=300)[0]
+    assert rerun.returncode == 0, output[-3000:]
+    assert not orphan.is_running() or orphan.status() == psutil.STATUS_ZOMBIE
+    log = log_file.read_text(errors="replace")
+    assert "resumed from iteration 150" in log, log[-1000:]  # adopted: not one iteration trained again
+    assert load_checkpoint(root / "models" / DATASET / name / "checkpoint.pt")["iteration"] == 150
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(f"gaitflow-{DATASET}")
+    runs = client.search_runs([experiment.experiment_id])
+    assert [(r.info.run_name, r.info.status) for r in runs] == [(name, "FINISHED")]
+    steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "total")]
+    assert steps == list(range(1, 151))  # every step once
+    models = client.search_logged_models([experiment.experiment_id])
+    assert [m.status.name for m in models] == ["READY"]
+    assert _dvc_changed(root) == set()  # recorded as if it had run once
