@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import sys
 from pathlib import Path
 
@@ -622,6 +623,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except GaitflowError as exc:
         print(f"gaitflow {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # a write the step's own code did not expect to fail: files it had in place are whole (atomic writes)
+        print(f"gaitflow {args.command}: error: {exc.filename or 'a file'}: no space left on its disk", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"gaitflow {args.command}: interrupted; nothing partial was left in place", file=sys.stderr)

@@ -26,6 +26,7 @@ elsewhere cannot run code.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -155,10 +156,39 @@ class TrainingSet:
         return embed(model, self.data, self.indices, self.device, self.max_frames).to(self.device)
 
 
+# Free bytes below which a failed write is put down to a full disk (torch's zip writer says only
+# "unexpected pos" when the disk fills under it).
+_FULL_BELOW = 1 << 20
+
+
 def save_atomic(obj, path: Path) -> None:
+    """Write ``<path>.tmp-<pid>``, then rename it onto ``path``: a kill or a full disk leaves the
+    previous file whole. A write that fails removes its partial file and raises OSError, with
+    ENOSPC when the disk is full."""
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        if isinstance(exc, RuntimeError) and shutil.disk_usage(path.parent).free >= _FULL_BELOW:
+            raise
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+
+
+def _disk_full(path: Path, what: str, kept: int | None) -> GaitflowError:
+    """One line for a write that found the disk full: what was lost, what is intact, how to go on."""
+    free = shutil.disk_usage(path.parent).free
+    intact = (
+        f"the checkpoint of iteration {kept} is intact: free space and run the same command again to resume from it"
+        if kept
+        else "no checkpoint was written yet: free space and run the same command again"
+    )
+    return GaitflowError(
+        f"{path}: {what} could not be written: no space left on its disk ({free:,} bytes free); {intact}"
+    )
 
 
 def _file_sha(path: Path) -> str:
@@ -433,8 +463,9 @@ class Checkpointer:
     checkpoint holds them, so a resumed run logs no step twice; ``replay`` (records a kill kept
     from ``on_log``) reach it at once."""
 
-    def __init__(self, home: Path, built: Build, rank: int, identity: dict, on_log, replay: list[dict]):
+    def __init__(self, home: Path, built: Build, rank: int, identity: dict, on_log, replay: list[dict], start: int = 0):
         self.path, self.built, self.rank, self.identity, self.on_log = home / CHECKPOINT, built, rank, identity, on_log
+        self.kept = start  # the iteration of the checkpoint on disk (0: none)
         self.log_file = open(home / LOG, "a") if rank == 0 else open(os.devnull, "w")
         self.pending = list(replay)
         self.flush()
@@ -446,32 +477,48 @@ class Checkpointer:
         self.log_file.close()
 
     def log(self, record: dict) -> None:
-        self.log_file.write(json.dumps(record) + "\n")
-        self.log_file.flush()
+        try:
+            self.log_file.write(json.dumps(record) + "\n")
+            self.log_file.flush()
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise _disk_full(
+                Path(self.log_file.name), f"the log of iteration {record['iteration']}", self.kept
+            ) from None
         self.pending.append(record)
 
     def save(self, iteration: int, stream_state: dict) -> None:
         """``stream_state``: the sampler and random state right after the last batch drawn."""
         if self.rank == 0:
             p = self.built
-            save_atomic(
-                {
-                    "model": p.model.state_dict(),
-                    "optimizer": p.opt.state_dict(),
-                    "scheduler": p.sched.state_dict(),
-                    "recipe": p.recipe.state_dict(),
-                    "sampler": stream_state["sampler"],
-                    "rng": stream_state["rng"],
-                    "torch_rng": torch.get_rng_state(),
-                    "scaler": p.scaler.state_dict(),
-                    "iteration": iteration,
-                    **self.identity,  # config_hash, run_key, backbone, recipe_name
-                    "subjects": p.subjects,
-                    "frame_shape": list(p.data.frame_shape),
-                },
-                self.path,
-            )
+            try:
+                self._write(iteration, stream_state, p)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                raise _disk_full(self.path, f"the checkpoint of iteration {iteration}", self.kept) from None
+            self.kept = iteration
         self.flush()
+
+    def _write(self, iteration: int, stream_state: dict, p: Build) -> None:
+        save_atomic(
+            {
+                "model": p.model.state_dict(),
+                "optimizer": p.opt.state_dict(),
+                "scheduler": p.sched.state_dict(),
+                "recipe": p.recipe.state_dict(),
+                "sampler": stream_state["sampler"],
+                "rng": stream_state["rng"],
+                "torch_rng": torch.get_rng_state(),
+                "scaler": p.scaler.state_dict(),
+                "iteration": iteration,
+                **self.identity,  # config_hash, run_key, backbone, recipe_name
+                "subjects": p.subjects,
+                "frame_shape": list(p.data.frame_shape),
+            },
+            self.path,
+        )
 
     def flush(self) -> None:
         while self.pending and self.on_log:
@@ -625,7 +672,7 @@ def train(
 
     identity = {"config_hash": config_hash(config), "run_key": key, "backbone": backbone, "recipe_name": recipe_name}
     try:
-        with Checkpointer(home, built, procs.rank, identity, on_log, replay) as saver, stop_on_signals() as stop:
+        with Checkpointer(home, built, procs.rank, identity, on_log, replay, start) as saver, stop_on_signals() as stop:
             last = iterate(built, procs, cfg, start, saver, stop, f"{backbone}-{recipe_name}", progress)
     finally:
         procs.close()
