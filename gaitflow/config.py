@@ -10,6 +10,7 @@ applied before validation, so they pass the same checks.
 from __future__ import annotations
 
 import copy
+import reprlib
 from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
@@ -23,6 +24,10 @@ from gaitflow.errors import GaitflowError
 SCHEMA_RESOURCE = "schemas/params.schema.yaml"
 # The release layouts `gaitflow synth` draws a synthetic twin in.
 SYNTHETIC_LAYOUTS = ("casia-b", "ou-mvlp", "gait3d", "grew", "sustech1k", "ccpg")
+# Bounds on what a params file may expand to: YAML aliases repeat a node without repeating its
+# text, so a short file can stand for billions of values (and validating it would never end).
+MAX_VALUES = 200_000
+MAX_DEPTH = 64
 
 
 @lru_cache(maxsize=1)
@@ -62,15 +67,26 @@ def load_params(path: str | Path = "params.yaml", overrides: Iterable[str] = (),
         ) from None
     except OSError as exc:
         raise GaitflowError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise GaitflowError(f"{path}: not UTF-8 text (byte {exc.start}); expected a YAML params file") from None
     try:
         params = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise GaitflowError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow: no line, a position
+            code = f": #x{exc.character:04x}" if isinstance(exc.character, int) else ""
+            where, problem = f": character {exc.position + 1}", f"{exc.reason}{code}"
+        else:
+            where, problem = (f": line {mark.line + 1}" if mark else ""), getattr(exc, "problem", None) or exc
+        problem = " ".join(str(problem).split())  # one line: some messages span several
+        raise GaitflowError(f"{path}{where}: not valid YAML ({problem})") from None
+    except RecursionError:
+        raise GaitflowError(f"{path}: nested too deeply; expected at most {MAX_DEPTH} levels") from None
     if not isinstance(params, dict):
         raise GaitflowError(f"{path}: expected a mapping of sections at the top level, got {type(params).__name__}")
+    check_size(params, str(path))
     params = apply_overrides(params, overrides)
+    check_size(params, str(path))
     validate(params, source=str(path))
     from gaitflow.sweeps import expand
 
@@ -88,6 +104,10 @@ def apply_overrides(params: dict, overrides: Iterable[str]) -> dict:
             value = yaml.safe_load(raw) if raw.strip() else raw
         except yaml.YAMLError:
             value = raw
+        except RecursionError:
+            raise GaitflowError(
+                f"--set {_short(item)}: nested too deeply; expected at most {MAX_DEPTH} levels"
+            ) from None
         node = params
         parts = key.strip().split(".")
         for i, part in enumerate(parts[:-1]):
@@ -102,6 +122,24 @@ def apply_overrides(params: dict, overrides: Iterable[str]) -> dict:
     return params
 
 
+def check_size(params: Any, source: str) -> None:
+    """Refuse params nested deeper than MAX_DEPTH or standing for more than MAX_VALUES values."""
+    stack, seen = [(params, 1)], 0
+    while stack:
+        node, depth = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            raise GaitflowError(
+                f"{source}: more than {MAX_VALUES} values (YAML aliases repeated?); expected a params file"
+            )
+        if depth > MAX_DEPTH:
+            raise GaitflowError(f"{source}: nested too deeply; expected at most {MAX_DEPTH} levels")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+
+
 def validate(params: dict, source: str = "params.yaml") -> None:
     """Check params against the schema and the cross-references the schema cannot express."""
     from jsonschema import Draft202012Validator  # imported here: planning a DAG must stay light
@@ -114,8 +152,13 @@ def validate(params: dict, source: str = "params.yaml") -> None:
     _check_grid(params, source)
 
 
+def _name(key: Any) -> str:
+    """A key as the message shows it: as written, or quoted when it holds a line break or other control."""
+    return key if isinstance(key, str) and key.isprintable() else repr(key)
+
+
 def _key_path(parts: Iterable[Any]) -> str:
-    return ".".join(str(p) for p in parts) or "(top level)"
+    return ".".join(_name(p) for p in parts) or "(top level)"
 
 
 def describe(error) -> str:
@@ -126,7 +169,7 @@ def describe(error) -> str:
         allowed = sorted((error.schema.get("properties") or {}).keys())
         extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
         prefix = f"{path}." if error.absolute_path else ""
-        keys = ", ".join(f"{prefix}{k}" for k in extra) or path
+        keys = ", ".join(f"{prefix}{_name(k)}" for k in extra) or path
         expected = f"expected one of: {', '.join(allowed)}" if allowed else "no further keys are allowed here"
         return f"{keys}: unknown key; {expected}"
     if kind == "required":
@@ -154,8 +197,13 @@ def describe(error) -> str:
     return f"{path} = {value}: {expected}"
 
 
+_REPR = reprlib.Repr()  # bounded: a value may be large (or a YAML alias repeated many times)
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict = 3, 8, 8
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 60
+
+
 def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+    text = _REPR.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

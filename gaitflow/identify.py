@@ -31,15 +31,24 @@ RANKS_COLUMNS = ("probe", "rank", "identity", "distance")
 
 
 def _pngs(path: Path) -> list[tuple[str, bytes]]:
-    """Every PNG of a folder or archive, as (name, bytes), in name order."""
+    """Every PNG of a folder or archive, as (name, bytes), in name order; an unreadable one's bytes
+    are empty (it decodes to no frame)."""
     kind = archive.source_kind(path)
     if kind == "tar-stream":
         return sorted((name, bytes(data)) for name, data in archive.stream_tar(path, ".png"))
     reader = archive.RandomAccessReader(path, kind)
     try:
-        return [(name, bytes(reader.read(loc))) for name, loc in archive.list_members(path, kind, ".png")]
+        return [(name, _read(reader.read, loc)) for name, loc in archive.list_members(path, kind, ".png")]
     finally:
         reader.close()
+
+
+def _read(read, where) -> bytes:
+    """A frame's bytes by ``read(where)``; empty when they cannot be had (damaged, too large, not a file)."""
+    try:
+        return bytes(read(where))
+    except (OSError, ValueError):
+        return b""
 
 
 def _plain_key(name: str) -> SequenceKey | None:
@@ -93,15 +102,16 @@ def probe_sequences(paths: list[Path]) -> list[tuple[str, list[bytes]]]:
         path = Path(path)
         if not path.is_dir():
             raise GaitflowError(f"--probe {path}: not a folder; expected a sequence folder of PNG frames")
-        direct = sorted(p for p in path.iterdir() if p.suffix.lower() == ".png")
+        direct = sorted(p for p in path.iterdir() if p.suffix.lower() == ".png" and not p.is_dir())
         if direct:
-            out.append((str(path), [p.read_bytes() for p in direct]))
+            out.append((str(path), [_read(archive.read_file, p) for p in direct]))
             continue
         subfolders = sorted(p for p in path.iterdir() if p.is_dir())
         if not subfolders:
             out.append((str(path), []))  # no frame at all: reported with the other unusable probes
         for sub in subfolders:
-            out.append((str(sub), [p.read_bytes() for p in sorted(sub.glob("*.png"))]))
+            frames = sorted(p for p in sub.glob("*.png") if not p.is_dir())
+            out.append((str(sub), [_read(archive.read_file, p) for p in frames]))
     return out
 
 

@@ -239,6 +239,10 @@ def translate(state: dict, backbone: str, source: str = "checkpoint") -> tuple[d
         raise GaitflowError(
             f"{source}: not an OpenGait {backbone} checkpoint (it has no {exc.args[0]!r}); is it for another backbone?"
         ) from None
+    except (IndexError, ValueError, ZeroDivisionError, RuntimeError) as exc:  # a tensor of too few dimensions or none
+        raise GaitflowError(
+            f"{source}: its tensors' shapes are not an OpenGait {backbone}'s ({type(exc).__name__}: {str(exc)[:160]})"
+        ) from None
     where = CLASSIFIER.get(backbone)
     classes = int(out[where[0]].shape[where[1]]) if where and where[0] in out else 74
     return params, width, out, classes

@@ -45,15 +45,27 @@ def build_model(config: dict, frame_shape, num_classes: int) -> GaitModel:
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
-    """A checkpoint's tensors and plain values; refuses anything that could run code."""
+    """A checkpoint's tensors and plain values; refuses anything that could run code, and anything
+    that is not a dict with the model's tensors by name and the iteration it was trained to."""
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        ckpt = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise GaitflowError(f"{path}: no checkpoint here; train the run first") from None
     except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise GaitflowError(f"{path}: not a loadable gaitflow checkpoint ({type(exc).__name__}: {first})") from None
+    model = ckpt.get("model") if isinstance(ckpt, dict) else None
+    if (
+        not isinstance(model, dict)
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items())
+        or not isinstance(ckpt.get("iteration"), int)
+    ):
+        keys = f" keys {', '.join(map(str, ckpt))[:120]}" if isinstance(ckpt, dict) else ""
         raise GaitflowError(
-            f"{path}: not a loadable gaitflow checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
-        ) from None
+            f"{path}: not a gaitflow checkpoint (expected a dict with 'model', tensors by name, and 'iteration', "
+            f"an integer; found {type(ckpt).__name__}{keys})"
+        )
+    return ckpt
 
 
 def read_config(run_dir: Path) -> dict:
@@ -79,7 +91,13 @@ def load_run(run_dir: Path, device: torch.device | str = "cpu") -> tuple[GaitMod
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     ckpt = load_checkpoint(run_dir / CHECKPOINT, device)
-    model = build_model(config, config["frame_shape"], len(config["subjects"])).to(device)
+    try:
+        model = build_model(config, config["frame_shape"], len(config["subjects"])).to(device)
+    except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, RuntimeError) as exc:
+        raise GaitflowError(
+            f"{run_dir / CONFIG}: its backbone settings give no model ({type(exc).__name__}: {str(exc)[:160]}); "
+            "train this run again"
+        ) from None
     try:
         model.load_state_dict(ckpt["model"])
     except (KeyError, RuntimeError) as exc:

@@ -10,6 +10,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+try:  # Hypothesis keeps caches under .hypothesis/ of the working directory: kept out of the repository
+    import tempfile
+
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "gaitflow-hypothesis")
+except ImportError:  # pragma: no cover - hypothesis is a dev dependency
+    pass
+
 # A dataset small enough to draw, pack and evaluate in about a second.
 TINY = [
     "datasets.casiab-syn.synth.ids=4",

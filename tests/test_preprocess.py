@@ -177,7 +177,9 @@ def test_lean_zip_listing_matches_zipfile_on_a_zip64_archive(tmp_path):
             zf.writestr(f"{i:03d}/nm-01/000/{i:06d}.png", b"x")
     lean = archive._zip_central_directory(path)
     with zipfile.ZipFile(path) as zf:
-        assert lean == [(i.filename, (i.header_offset, i.compress_size, i.compress_type)) for i in zf.infolist()]
+        assert lean == [
+            (i.filename, (i.header_offset, i.compress_size, i.compress_type, i.file_size)) for i in zf.infolist()
+        ]
 
 
 def test_packed_frames_equal_each_frame_pretreated_alone(tiny_archive, tmp_path):

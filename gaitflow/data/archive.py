@@ -6,6 +6,10 @@ stay close to the PNG decoder's speed, so members of a zip or an uncompressed
 tar are located once (name -> byte range) and then sliced out of a memory map
 by each worker. A compressed tar cannot be read at random; it is streamed.
 
+Every member is read whole into memory, so a member that declares more than
+:data:`MAX_MEMBER_BYTES` is refused unread, and a compressed one is never
+inflated past the size it declares: a decompression bomb costs no memory.
+
 Writers are atomic: they write ``<target>.tmp-<pid>`` and rename it into place
 when closed, so an interrupted run never leaves an archive that looks complete.
 """
@@ -13,6 +17,7 @@ when closed, so an interrupted run never leaves an archive that looks complete.
 from __future__ import annotations
 
 import io
+import lzma
 import mmap
 import os
 import shutil
@@ -29,9 +34,15 @@ from gaitflow.errors import GaitflowError
 # A member's location: (path inside the source, locator). The locator is what a
 # worker needs to read the bytes without re-listing the source.
 #   folder: absolute file path
-#   zip:    (header_offset, compress_size, compress_type)
+#   zip:    (header_offset, compress_size, compress_type, file_size)
 #   tar:    (data_offset, size)
 Member = tuple[str, object]
+
+# The most a member may declare (a frame is kilobytes, a pickled sequence megabytes): read whole
+# into memory, a bigger one is refused unread.
+MAX_MEMBER_BYTES = 1 << 28
+# What reading a damaged compressed tar raises besides tarfile's own errors.
+_STREAM_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
 
 _ZIP_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 
@@ -52,7 +63,7 @@ def source_kind(path: Path) -> str:
     try:
         with tarfile.open(path, "r:*") as _:
             return "tar-stream"
-    except (tarfile.ReadError, EOFError, OSError, zlib.error):
+    except _STREAM_ERRORS:
         raise GaitflowError(f"{path}: not a readable folder, zip or tar archive") from None
 
 
@@ -75,11 +86,12 @@ def list_members(path: Path, kind: str, suffix: str) -> list[Member]:
             if entries is None:
                 with zipfile.ZipFile(path) as zf:
                     entries = [
-                        (i.filename, (i.header_offset, i.compress_size, i.compress_type))
+                        (i.filename, (i.header_offset, i.compress_size, i.compress_type, i.file_size))
                         for i in zf.infolist()
                         if not i.is_dir()
                     ]
-        except (zipfile.BadZipFile, OSError) as exc:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+            # a damaged central directory: bad offsets, names that are not UTF-8, unknown features
             raise GaitflowError(f"{path}: cannot list the zip archive ({exc})") from None
         members = [e for e in entries if e[0].lower().endswith(suffix)]
     elif kind == "tar":
@@ -102,7 +114,7 @@ _ZIP64_LOCATOR = struct.Struct("<4sLQL")
 _ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
 
 
-def _zip64_extra(cd: bytes, pos: int, nlen: int, xlen: int, csize: int, offset: int) -> tuple[int, int]:
+def _zip64_extra(cd: bytes, pos: int, nlen: int, xlen: int, csize: int, offset: int) -> tuple[int, int, int]:
     """Sizes and offset moved to the zip64 extra field (id 1), in its fixed order."""
     usize = struct.unpack_from("<L", cd, pos + 24)[0]
     extra = cd[pos + 46 + nlen : pos + 46 + nlen + xlen]
@@ -112,18 +124,18 @@ def _zip64_extra(cd: bytes, pos: int, nlen: int, xlen: int, csize: int, offset: 
         if tag == 1:
             values = list(struct.unpack_from(f"<{size // 8}Q", extra, i + 4))
             if usize == 0xFFFFFFFF:
-                values.pop(0)
+                usize = values.pop(0)
             if csize == 0xFFFFFFFF:
                 csize = values.pop(0)
             if offset == 0xFFFFFFFF:
                 offset = values.pop(0)
-            return csize, offset
+            return csize, offset, usize
         i += 4 + size
     raise ValueError("zip64 extra field missing")
 
 
 def _zip_central_directory(path: Path) -> list[Member]:
-    """(name, (header offset, compressed size, method)) of every file in a zip, read straight
+    """(name, (header offset, compressed size, method, size)) of every file in a zip, read straight
     from the central directory: several times faster than zipfile on archives of a million
     frames. Raises ValueError for what it does not handle (zip64, encryption), so the caller
     can fall back to zipfile."""
@@ -154,15 +166,15 @@ def _zip_central_directory(path: Path) -> list[Member]:
     pos = 0
     unpack = _CD_ENTRY.unpack_from
     for _ in range(count):
-        (sig, _, _, _, _, flags, method, _, _, _, csize, _, nlen, xlen, clen, _, _, _, offset) = unpack(cd, pos)
+        (sig, _, _, _, _, flags, method, _, _, _, csize, usize, nlen, xlen, clen, _, _, _, offset) = unpack(cd, pos)
         if sig != b"PK\x01\x02" or flags & 1:
             raise ValueError("unexpected or encrypted central directory entry")
         raw = cd[pos + 46 : pos + 46 + nlen]
-        if csize == 0xFFFFFFFF or offset == 0xFFFFFFFF:
-            csize, offset = _zip64_extra(cd, pos, nlen, xlen, csize, offset)
+        if csize == 0xFFFFFFFF or offset == 0xFFFFFFFF or usize == 0xFFFFFFFF:
+            csize, offset, usize = _zip64_extra(cd, pos, nlen, xlen, csize, offset)
         name = raw.decode("utf-8" if flags & 0x800 else "cp437")
         if not name.endswith("/"):
-            out.append((name, (offset, csize, method)))
+            out.append((name, (offset, csize, method, usize)))
         pos += 46 + nlen + xlen + clen
     return out
 
@@ -180,18 +192,23 @@ class RandomAccessReader:
             self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
 
     def read(self, locator) -> bytes | memoryview:
-        """The member's bytes; raises OSError or ValueError when they cannot be had."""
+        """The member's bytes; raises OSError or ValueError when they cannot be had (damaged, or
+        declaring more than MAX_MEMBER_BYTES)."""
         if self.kind == "folder":
-            with open(locator, "rb") as f:
-                return f.read()
+            return read_file(locator)
         mm = self._map
         if self.kind == "tar":
             start, size = locator
+            _check_size(size)
             if start + size > len(mm):
                 raise ValueError("member runs past the end of the archive")
             return memoryview(mm)[start : start + size]
-        offset, csize, ctype = locator
-        head = _ZIP_LOCAL_HEADER.unpack_from(mm, offset)
+        offset, csize, ctype, usize = locator
+        _check_size(max(csize, usize))
+        try:
+            head = _ZIP_LOCAL_HEADER.unpack_from(mm, offset)
+        except struct.error:
+            raise ValueError("zip local header past the end of the archive") from None
         if head[0] != b"PK\x03\x04":
             raise ValueError("bad zip local header")
         start = offset + _ZIP_LOCAL_HEADER.size + head[9] + head[10]
@@ -201,7 +218,14 @@ class RandomAccessReader:
         if ctype == zipfile.ZIP_STORED:
             return raw
         if ctype == zipfile.ZIP_DEFLATED:
-            return zlib.decompress(raw, -15)
+            inflate = zlib.decompressobj(-15)
+            try:
+                data = inflate.decompress(raw, usize + 1)  # never past the declared size
+            except zlib.error as exc:
+                raise ValueError(f"damaged deflate data ({exc})") from None
+            if len(data) != usize or not inflate.eof:
+                raise ValueError(f"inflates to other than its declared {usize} bytes")
+            return data
         raise ValueError(f"zip compression method {ctype} is not supported; store or deflate the members")
 
     def close(self) -> None:
@@ -211,24 +235,37 @@ class RandomAccessReader:
             self._map = self._file = None
 
 
+def _check_size(size: int) -> None:
+    if size > MAX_MEMBER_BYTES:
+        raise ValueError(f"declares {size} bytes, more than the {MAX_MEMBER_BYTES} a member may hold; not read")
+
+
+def read_file(path) -> bytes:
+    """A file's bytes, refused (ValueError) when it holds more than MAX_MEMBER_BYTES."""
+    with open(path, "rb") as f:
+        _check_size(os.fstat(f.fileno()).st_size)
+        return f.read(MAX_MEMBER_BYTES + 1)
+
+
 def list_stream_names(path: Path) -> list[Member]:
     """Names of the files in a compressed tar (one decompression pass, no locators)."""
     try:
         with tarfile.open(path, "r:*") as tf:
             return sorted((info.name, None) for info in tf if info.isfile())
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+    except _STREAM_ERRORS as exc:
         raise GaitflowError(f"{path}: the compressed tar archive is unreadable ({exc})") from None
 
 
 def stream_tar(path: Path, suffix: str) -> Iterator[tuple[str, bytes]]:
-    """(name, bytes) of each matching member of a compressed tar, in archive order."""
+    """(name, bytes) of each matching member of a compressed tar, in archive order. A member that
+    declares more than MAX_MEMBER_BYTES is not read: its bytes are empty (an unreadable file)."""
     try:
         with tarfile.open(path, "r:*") as tf:
             for info in tf:
                 if info.isfile() and info.name.lower().endswith(suffix):
-                    f = tf.extractfile(info)
+                    f = tf.extractfile(info) if info.size <= MAX_MEMBER_BYTES else None
                     yield info.name, f.read() if f else b""
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+    except _STREAM_ERRORS as exc:
         raise GaitflowError(f"{path}: the compressed tar archive is unreadable ({exc})") from None
 
 

@@ -73,13 +73,16 @@ def load(path: Path) -> dict[str, list[str]]:
         raise GaitflowError(
             f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); expected a partition file"
         ) from None
+    except RecursionError:
+        raise GaitflowError(f"{path}: nested too deeply; expected a partition file (an object of lists)") from None
     if not isinstance(given, dict):
         raise GaitflowError(f"{path}: expected a JSON object with TRAIN_SET and TEST_SET lists")
     missing = [k for k in ID_SETS if k not in given]
     if missing:
         raise GaitflowError(f"{path}: no {' or '.join(missing)}; expected a partition file with TRAIN_SET and TEST_SET")
     for key in (*ID_SETS, *SEQUENCE_SETS):
-        if key in given and not (isinstance(given[key], list) and all(isinstance(x, (str, int)) for x in given[key])):
+        names = given.get(key, [])
+        if not (isinstance(names, list) and all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in names)):
             raise GaitflowError(f"{path}: {key} is not a list of names")
     return {k: [str(x) for x in given[k]] for k in (*ID_SETS, *SEQUENCE_SETS) if k in given}
 

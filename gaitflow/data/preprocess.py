@@ -23,6 +23,7 @@ order (:func:`_pack_pickles`).
 from __future__ import annotations
 
 import io
+import math
 import os
 import pickle
 import time
@@ -306,8 +307,16 @@ class _PngWorker(_Worker):
         return kept, bad
 
 
-class _ArraysOnly(pickle.Unpickler):
-    """Unpickles numpy arrays and refuses everything else: a pickle can run code."""
+# What a pickle is given for numpy.ndarray: the class argument of _reconstruct, never a constructor
+# (called, it would allocate any shape the pickle names).
+_NDARRAY = object()
+
+
+class _ArraysOnly(pickle._Unpickler):
+    """Unpickles numpy arrays and refuses everything else: a pickle can run code.
+
+    The pure-Python unpickler: the C one allocates whatever length an opcode claims before
+    reading it, so ten bytes could cost gigabytes. Nothing it builds is larger than its input."""
 
     ALLOWED = {
         ("numpy", "ndarray"),
@@ -318,15 +327,33 @@ class _ArraysOnly(pickle.Unpickler):
         ("numpy._core.numeric", "_frombuffer"),
     }
 
+    def __init__(self, data: bytes):
+        super().__init__(io.BytesIO(data))
+        self.limit = len(data)
+
     def find_class(self, module, name):
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"{module}.{name} is not allowed")
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed")
+        if name == "ndarray":
+            return _NDARRAY
+        found = super().find_class(module, name)
+        return self._reconstruct(found) if name == "_reconstruct" else found
+
+    def _reconstruct(self, reconstruct):
+        """numpy's _reconstruct for what numpy pickles hold: an ndarray of no more elements than
+        the pickle has bytes (its data then comes by __setstate__, which checks its size)."""
+
+        def guarded(subtype, shape, dtype):
+            if subtype is not _NDARRAY or math.prod(shape) > self.limit:
+                raise pickle.UnpicklingError("not a numpy array's pickle")
+            return reconstruct(np.ndarray, shape, dtype)
+
+        return guarded
 
 
 def load_array_pickle(data) -> np.ndarray:
     """A numpy array from pickle bytes; raises pickle.UnpicklingError for anything else."""
-    obj = _ArraysOnly(io.BytesIO(bytes(data))).load()
+    obj = _ArraysOnly(bytes(data)).load()
     if not isinstance(obj, np.ndarray):
         raise pickle.UnpicklingError(f"expected a numpy array, got {type(obj).__name__}")
     return obj
@@ -349,7 +376,10 @@ class _PickleWorker(_Worker):
             return None, [(BAD_PKL, name)]
         if arr.ndim != 3 or arr.dtype != np.uint8 or 0 in arr.shape:
             return None, [(BAD_PKL, name)]
-        return fit_aligned(arr, self.size), []
+        try:
+            return fit_aligned(arr, self.size), []
+        except ValueError:  # not aligned windows: far wider than high
+            return None, [(BAD_PKL, name)]
 
 
 @contextmanager

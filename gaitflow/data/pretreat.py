@@ -27,12 +27,24 @@ proportion) and pads or trims the width symmetrically to the same
 
 from __future__ import annotations
 
+import struct
+
 import cv2
 import numpy as np
 
 DROP_EMPTY = "empty frame (too little foreground)"
 DROP_NO_CENTRE = "no horizontal centre"
 DROP_DEGENERATE = "degenerate silhouette (resized width 0)"
+DROP_FLAT = "degenerate silhouette (resized wider than MAX_FRAME_SIDE)"
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# The largest frame decoded (a 4K video frame is 8.3 million pixels), and the largest side: a
+# PNG's header alone sets what decoding it allocates, so a small file may claim gigabytes.
+MAX_FRAME_PIXELS = 1 << 24
+MAX_FRAME_SIDE = 1 << 16
+# Aligned frames are about as wide as high (64 x 64, 64 x 44); one far wider would be resized to
+# a frame of that width before its window is cut.
+MAX_ALIGNED_ASPECT = 4
 
 
 def cut_width(size: int) -> int:
@@ -52,6 +64,8 @@ def pretreat(img: np.ndarray, size: int = 64, min_foreground: int = 10000) -> tu
     new_width = int(size * (width / height))
     if new_width <= 0:
         return None, DROP_DEGENERATE
+    if new_width > MAX_FRAME_SIDE:  # a row or two of foreground across a wide frame: no walker
+        return None, DROP_FLAT
     crop = cv2.resize(crop, (new_width, size), interpolation=cv2.INTER_CUBIC)
     cumulative = cv2.reduce(crop, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel().cumsum(dtype=np.int64)
     centre = int(cumulative.searchsorted(cumulative[-1] / 2, side="right"))
@@ -68,11 +82,21 @@ def pretreat(img: np.ndarray, size: int = 64, min_foreground: int = 10000) -> tu
     return out, None
 
 
-def decode(data) -> np.ndarray | None:
-    """A PNG's bytes as a grayscale uint8 image, or None when they are not a readable image."""
-    buf = np.frombuffer(data, np.uint8)
-    if buf.size == 0:
+def png_size(data) -> tuple[int, int] | None:
+    """(width, height) from a PNG's header, or None when the bytes do not start as a PNG's."""
+    head = bytes(data[:24])
+    if len(head) < 24 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
         return None
+    return struct.unpack(">II", head[16:24])
+
+
+def decode(data) -> np.ndarray | None:
+    """A PNG's bytes as a grayscale uint8 image, or None when they are not a readable PNG or
+    claim a frame larger than MAX_FRAME_PIXELS (checked in the header, before decoding)."""
+    size = png_size(data)
+    if size is None or max(size) > MAX_FRAME_SIDE or size[0] * size[1] > MAX_FRAME_PIXELS:
+        return None
+    buf = np.frombuffer(data, np.uint8)
     try:
         img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
     except cv2.error:
@@ -81,8 +105,11 @@ def decode(data) -> np.ndarray | None:
 
 
 def fit_aligned(frames: np.ndarray, size: int) -> np.ndarray:
-    """Already aligned frames [n, h, w] -> [n, size, 2 * (size // 2)] (see the module docstring)."""
+    """Already aligned frames [n, h, w] -> [n, size, 2 * (size // 2)] (see the module docstring).
+    Raises ValueError for frames more than MAX_ALIGNED_ASPECT times as wide as high."""
     n, h, w = frames.shape
+    if w > MAX_ALIGNED_ASPECT * h:
+        raise ValueError(f"frames of {h} x {w} are not aligned windows (at most {MAX_ALIGNED_ASPECT} times as wide)")
     window = 2 * (size // 2)
     new_width = max(1, int(size * (w / h)))
     if (h, w) != (size, new_width):
