@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import WORKFLOW_TINY, make_workflow_project, run
+from test_shared_server import server  # noqa: F401 - the fixture
 
 DATASET = "casiab-syn"
 RUN = "gaitset-triplet-s0"
@@ -214,3 +215,43 @@ def test_a_requeued_training_job_resumes_from_its_checkpoint_in_the_same_run(tmp
         f"\nSLURM: training job {job} requeued after its checkpoint at iteration {requeued_at}, "
         f"resumed from {resumed} in the same run, wall {wall:.0f} s"
     )
+
+
+def test_slurm_jobs_authenticate_and_the_password_is_on_no_command_line_and_in_no_log(tmp_path, server):  # noqa: F811
+    """The credentials reach every SLURM job through what the plugin exports (``--export=ALL``:
+    the environment, HOME and so its ``~/.mlflow/credentials``), never through a command line: the
+    password is in no job script, no SLURM or Snakemake log, no file of the project and nothing the
+    server stored. Exported as variables, they are kept by slurmctld in each job's ``environment``
+    file of its state folder (mode 600, gone when the job is purged)."""
+    from mlflow.tracking import MlflowClient
+    from test_shared_server import USERS
+
+    uri, folder = server
+    root = make_workflow_project(tmp_path / "project", [*OVERRIDES, "train.iterations=20", "train.milestones=[15]"])
+    password, home = USERS["alice"], tmp_path / "home"
+    (home / ".mlflow").mkdir(parents=True)
+    env = {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": password}
+    run(SNAKEMAKE, root, env={"MLFLOW_TRACKING_URI": uri, "HOME": str(home), **env})
+    assert set(_slurm_logs(root)) == RULES
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+        mp.setenv("MLFLOW_TRACKING_PASSWORD", password)
+        client = MlflowClient(uri)
+        experiment = client.get_experiment_by_name(f"gaitflow-{DATASET}").experiment_id
+        runs = client.search_runs([experiment], filter_string=f"attributes.run_name = '{RUN}'")
+    assert runs and all(r.info.status == "FINISHED" for r in runs)
+    assert str(root) in runs[0].data.tags.get("checkpoint", "")  # this grid's run, logged from a SLURM job
+    # SLURM's own state (job scripts, the environments it keeps), its daemons' logs, Snakemake's, ours
+    slurm = Path(os.environ.get("GAITFLOW_SLURM_PREFIX", "/tmp/gaitflow-slurm"))
+    needle = password.encode()
+    holding = [
+        f
+        for base in (root, folder, slurm, home)
+        if base.is_dir()
+        for f in base.rglob("*")
+        if f.is_file() and not f.is_symlink() and needle in f.read_bytes()
+    ]
+    scripts = [f for f in slurm.rglob("script") if f.is_file()]
+    assert scripts and not [f for f in scripts if needle in f.read_bytes()]  # no job's command line
+    assert holding and all(f.name == "environment" and f.stat().st_mode & 0o077 == 0 for f in holding), holding
